@@ -1,0 +1,50 @@
+"""Frozen configuration of the ZippyPoint network."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    in_channels: int = 3  # 3 = RGB/BGR input (converted to RGB by the extractor), 1 = grayscale
+    quantized: bool = True  # True: binary residual blocks + int8 fake-quant; False: same topology in fp32
+    widths: tuple[int, int, int, int, int] = (32, 32, 64, 128, 256)  # c0..c4 of SPEC §1
+    descriptor_dim: int = 256  # descriptor length before top-k binarisation
+    descriptor_ones: int = 64  # ones per binary descriptor (BinNorm k)
+    cell: int = 8  # keypoint cell size in pixels (one keypoint per cell)
+    bn_eps: float = 1e-3  # BatchNorm epsilon (SPEC §1)
+    bn_momentum: float = 0.1  # BatchNorm momentum
+    act_range_early: float = 1.0  # fake-quant range of the first two layers
+    act_range: float = 6.0  # fake-quant range elsewhere
+    input_scale: float = 0.225  # x = (I - 0.5) * input_scale for I in [0, 1] (KP2D convention)
+
+    def __post_init__(self) -> None:
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if len(self.widths) != 5 or any(w <= 0 for w in self.widths):
+            raise ValueError(f"widths must be 5 positive ints, got {self.widths}")
+        if not 0 < self.descriptor_ones < self.descriptor_dim:
+            raise ValueError(
+                f"descriptor_ones must be in (0, {self.descriptor_dim}), got {self.descriptor_ones}"
+            )
+        if self.cell != 8:
+            raise ValueError("only cell=8 is supported by the topology (three space-to-depth steps)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys: {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if "widths" in data:
+            data["widths"] = tuple(data["widths"])
+        return cls(**data)

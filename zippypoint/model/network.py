@@ -1,0 +1,168 @@
+"""The ZippyPoint network (SPEC §1): a binary/int8 mixed-precision keypoint and descriptor net.
+
+Input: float images (B, C, H, W) in [0, 1], H and W multiples of 8.
+Output dict (dense maps):
+- ``scores``      (B, 1, H/8, W/8) in [0, 1]; the outermost ring of cells is 0;
+- ``keypoints``   (B, 2, H/8, W/8) x, y in pixels (pixel centres at integer coordinates);
+- ``descriptors`` (B, 256, H/4, W/4) raw descriptor map (top-k binarised after sampling).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zippypoint.model.config import ModelConfig
+from zippypoint.quant.layers import BinaryConv2d, Int8Conv2d
+from zippypoint.quant.quantizers import ActivationQuantizer
+
+
+class ConvBNAct(nn.Module):
+    """int8 conv + BatchNorm + optional hard-swish, followed by activation fake-quant."""
+
+    def __init__(self, cfg: ModelConfig, cin: int, cout: int, k: int, qmax: float, act: bool = True) -> None:
+        super().__init__()
+        q = cfg.quantized
+        self.conv = Int8Conv2d(cin, cout, k, padding=k // 2, bias=False, quantized=q)
+        self.bn = nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+        self.act = nn.Hardswish() if act else nn.Identity()
+        self.out_quant = ActivationQuantizer(qmax, enabled=q)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_quant(self.act(self.bn(self.conv(x))))
+
+
+class Downsample(nn.Module):
+    """space-to-depth(2) then int8 conv1x1 + BN + hard-swish."""
+
+    def __init__(self, cfg: ModelConfig, cin: int, cout: int, qmax: float) -> None:
+        super().__init__()
+        self.proj = ConvBNAct(cfg, cin * 4, cout, 1, qmax)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.pixel_unshuffle(x, 2))
+
+
+class BinaryResidualBlock(nn.Module):
+    """y = BN(ReLU(binconv(sign(x)))); out = FQ(x + FQ(y)); optional hard-swish (+FQ) after the add.
+
+    With ``cin != cout`` the shortcut is an int8 1x1 projection with BatchNorm.
+    """
+
+    def __init__(self, cfg: ModelConfig, cin: int, cout: int, post_act: bool) -> None:
+        super().__init__()
+        q, qmax = cfg.quantized, cfg.act_range
+        self.conv = BinaryConv2d(cin, cout, 3, binary=q)
+        self.bn = nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+        self.branch_quant = ActivationQuantizer(qmax, enabled=q)
+        if cin != cout:
+            self.shortcut = nn.Sequential(
+                Int8Conv2d(cin, cout, 1, bias=False, quantized=q),
+                nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum),
+                ActivationQuantizer(qmax, enabled=q),
+            )
+        else:
+            self.shortcut = nn.Identity()
+        self.add_quant = ActivationQuantizer(qmax, enabled=q)
+        self.post_act = nn.Hardswish() if post_act else None
+        self.post_quant = ActivationQuantizer(qmax, enabled=q) if post_act else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.branch_quant(self.bn(F.relu(self.conv(x))))
+        out = self.add_quant(self.shortcut(x) + y)
+        if self.post_act is not None:
+            out = self.post_quant(self.post_act(out))
+        return out
+
+
+class ZippyPointNet(nn.Module):
+    """The ZippyPoint topology. Builds random weights; never touches disk (see ``load_weights``)."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or ModelConfig()
+        self.config = cfg
+        c0, c1, c2, c3, c4 = cfg.widths
+        q, r1, r = cfg.quantized, cfg.act_range_early, cfg.act_range
+        self.conv_in = ConvBNAct(cfg, cfg.in_channels, c0, 3, r1)
+        self.down1 = Downsample(cfg, c0, c1, r1)
+        self.block1a = BinaryResidualBlock(cfg, c1, c1, post_act=False)
+        self.block1b = BinaryResidualBlock(cfg, c1, c1, post_act=True)
+        self.down2 = Downsample(cfg, c1, c2, r)
+        self.block2a = BinaryResidualBlock(cfg, c2, c2, post_act=False)
+        self.block2b = BinaryResidualBlock(cfg, c2, c2, post_act=True)
+        self.down3 = Downsample(cfg, c2, c3, r)
+        self.block3a = BinaryResidualBlock(cfg, c3, c3, post_act=False)
+        self.block3b = BinaryResidualBlock(cfg, c3, c3, post_act=True)
+        self.block4a = BinaryResidualBlock(cfg, c3, c4, post_act=False)
+        self.block4b = BinaryResidualBlock(cfg, c4, c4, post_act=True)
+        # score head: int8 conv + BN + hswish, then an fp32 conv with bias
+        self.score_conv = ConvBNAct(cfg, c4, c4, 3, r)
+        self.score_out = nn.Conv2d(c4, 1, 3, padding=1)
+        # location head
+        self.loc_conv = ConvBNAct(cfg, c4, c4, 3, r)
+        self.loc_out = nn.Conv2d(c4, 2, 3, padding=1)
+        # descriptor head (upsampled to H/4 by pixel shuffle)
+        d = cfg.descriptor_dim
+        self.desc_conv1 = ConvBNAct(cfg, c4, c4, 3, r)
+        self.desc_conv2 = ConvBNAct(cfg, c4, 2 * c4, 3, r, act=False)
+        self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
+        self.desc_out = Int8Conv2d(d, d, 3, padding=1, bias=True, quantized=q)
+
+    @property
+    def input_channels(self) -> int:
+        return self.config.in_channels
+
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down1(self.conv_in(x))
+        x = self.block1b(self.block1a(x))
+        x = self.block2b(self.block2a(self.down2(x)))
+        x = self.block3b(self.block3a(self.down3(x)))
+        return self.block4b(self.block4a(x))
+
+    def check_input(self, image: torch.Tensor) -> None:
+        if not torch.is_tensor(image):
+            raise TypeError(f"expected a torch.Tensor, got {type(image).__name__}")
+        if image.dim() != 4 or image.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected images of shape (B, {self.config.in_channels}, H, W), got {tuple(image.shape)}"
+            )
+        h, w = image.shape[-2:]
+        if h % 8 or w % 8 or h < 24 or w < 24:
+            raise ValueError(f"height and width must be multiples of 8 and >= 24, got {h}x{w}")
+        if not image.is_floating_point():
+            raise TypeError(f"expected a floating-point image in [0, 1], got dtype {image.dtype}")
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.check_input(image)
+        x = (image - 0.5) * self.config.input_scale
+        feat = self.backbone(x)
+        scores = torch.sigmoid(self.score_out(self.score_conv(feat)))
+        offsets = torch.tanh(self.loc_out(self.loc_conv(feat)))
+        desc = self.desc_conv2(self.desc_conv1(feat))
+        desc = self.desc_out(self.desc_conv3(F.pixel_shuffle(desc, 2)))
+        return {
+            "scores": zero_border_cells(scores),
+            "keypoints": cell_offsets_to_pixels(offsets, image.shape[-2], image.shape[-1]),
+            "descriptors": desc,
+        }
+
+
+def zero_border_cells(scores: torch.Tensor) -> torch.Tensor:
+    """Set the outermost ring of cells to 0 (their receptive fields are mostly padding)."""
+    h, w = scores.shape[-2:]
+    mask = torch.zeros(h, w, dtype=scores.dtype, device=scores.device)
+    if h > 2 and w > 2:
+        mask[1:-1, 1:-1] = 1
+    return scores * mask
+
+
+def cell_offsets_to_pixels(offsets: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Map tanh offsets (B, 2, h, w) to pixel positions ``8*c + 3.5 + 7*t``, clipped to the image."""
+    h, w = offsets.shape[-2:]
+    cx = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, w) * 8 + 3.5
+    cy = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(h, 1) * 8 + 3.5
+    x = (cx + 7.0 * offsets[:, 0]).clamp(0, width - 1)
+    y = (cy + 7.0 * offsets[:, 1]).clamp(0, height - 1)
+    return torch.stack([x, y], dim=1)

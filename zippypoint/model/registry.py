@@ -1,0 +1,111 @@
+"""One registry of model presets, each with its input contract and (optional) shipped weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from zippypoint.model.config import ModelConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str  # registry key
+    config: ModelConfig  # network configuration
+    description: str  # one line for `zippypoint info`
+    weights: str | None = None  # file name in zippypoint/weights/, None = no shipped weights
+    sha256: str | None = None  # expected digest of the weights file
+
+    @property
+    def input_contract(self) -> str:
+        ch = "RGB" if self.config.in_channels == 3 else "grayscale"
+        return f"float32 (B,{self.config.in_channels},H,W) {ch} in [0,1], H and W multiples of 8"
+
+    def weights_path(self) -> Path | None:
+        return WEIGHTS_DIR / self.weights if self.weights else None
+
+
+_PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    if preset.name in _PRESETS:
+        raise ValueError(f"preset {preset.name!r} is already registered")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+register(Preset("zippypoint", ModelConfig(in_channels=3, quantized=True),
+                "mixed precision: binary 3x3 residual blocks, int8 elsewhere, fp32 score/location outputs",
+                weights="zippypoint.safetensors"))
+register(Preset("zippypoint-fp", ModelConfig(in_channels=3, quantized=False),
+                "the same topology in full precision (the paper's reference model)",
+                weights="zippypoint-fp.safetensors"))
+register(Preset("zippypoint-gray", ModelConfig(in_channels=1, quantized=True),
+                "mixed precision, 1-channel grayscale input"))
+register(Preset("zippypoint-fp-gray", ModelConfig(in_channels=1, quantized=False),
+                "full precision, 1-channel grayscale input"))
+
+
+def list_models() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return _PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {list_models()}") from None
+
+
+def _expected_sha256(preset: Preset) -> str | None:
+    """The digest recorded beside the shipped weights (``<weights>.sha256``), if any."""
+    if preset.sha256:
+        return preset.sha256
+    path = preset.weights_path()
+    sidecar = path.with_suffix(".sha256") if path else None
+    if sidecar and sidecar.exists():
+        return sidecar.read_text().split()[0]
+    return None
+
+
+def create_model(name: str = "zippypoint", pretrained: bool = False, **overrides):
+    """Build a preset with random weights; ``pretrained=True`` loads its shipped weights (strict)."""
+    import dataclasses
+
+    from zippypoint.model.network import ZippyPointNet
+
+    preset = get_preset(name)
+    config = dataclasses.replace(preset.config, **overrides) if overrides else preset.config
+    model = ZippyPointNet(config)
+    if pretrained:
+        load_pretrained(model, name)
+    return model
+
+
+def load_pretrained(model, name: str) -> None:
+    from zippypoint.model.weights import WeightsError, load_state_strict, read_state_dict
+
+    preset = get_preset(name)
+    path = preset.weights_path()
+    if path is None or not path.exists():
+        raise WeightsError(
+            f"no pretrained weights are shipped for {name!r} (looked for {path}). "
+            "Train them with `zippypoint train` or pass pretrained=False for random weights."
+        )
+    sha = _expected_sha256(preset)
+    if sha is None:
+        raise WeightsError(f"no sha256 recorded for {path}; refusing to load unverified weights")
+    state, _ = read_state_dict(path, sha256=sha)
+    load_state_strict(model, state, source=f"weights {path.name}")
+
+
+def load_weights(model, path: str | Path, sha256: str | None = None) -> dict[str, str]:
+    """Load a safetensors file into ``model`` strictly; returns the file's metadata."""
+    from zippypoint.model.weights import load_state_strict, read_state_dict
+
+    state, meta = read_state_dict(path, sha256=sha256)
+    load_state_strict(model, state, source=f"weights {Path(path).name}")
+    return meta
