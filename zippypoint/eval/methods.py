@@ -1,0 +1,188 @@
+"""Methods that the evaluation compares, behind one small interface.
+
+A method has ``name``, ``descriptor_kind`` (``"binary"``: packed uint8 compared by Hamming distance;
+``"float"``: compared by L2), ``settings`` (a JSON-able dict that identifies its cached predictions)
+and ``__call__(image_bgr uint8 [H, W, 3]) -> dict(keypoints float32 [N, 2] (x, y), scores float32 [N],
+descriptors [N, D])``. The protocol applies its own top-k by score, so methods return a larger
+candidate pool (``candidate_budget``). Constructors store settings only; ``load()`` imports the
+backend and reads weights, raising ``MethodUnavailable`` with the reason when it cannot.
+
+Names: ``orb``, ``sift``, ``akaze``, ``brisk`` (OpenCV), ``aliked-n16``, ``aliked-t16``, ``disk``,
+``xfeat`` (kornia, weights from ``zippypoint.eval.peer_weights``), any preset of
+``zippypoint.model.registry`` (the PyTorch extractor) and ``onnx:<preset or model.onnx>`` (the ONNX
+Runtime extractor of ``zippypoint.runtime``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_PRESET = "zippypoint"
+
+
+class MethodUnavailable(RuntimeError):
+    """The method cannot run here (missing package, weights or OpenCV module); the message says why."""
+
+
+class Method(Protocol):
+    name: str
+    descriptor_kind: str
+    settings: dict
+
+    def load(self) -> None: ...
+
+    def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def candidate_budget(top_k: int) -> int:
+    """Keypoints a learned method may return before the protocol's top-k: 4x, so that the top-k
+    can still be filled after points outside the other image are dropped (1200 at top-300 is
+    also one point per 8x8 cell at 320x240, the ZippyPoint/KP2D output)."""
+    return 4 * top_k
+
+
+def empty_features(descriptor_width: int, dtype) -> dict[str, np.ndarray]:
+    return {
+        "keypoints": np.zeros((0, 2), np.float32),
+        "scores": np.zeros(0, np.float32),
+        "descriptors": np.zeros((0, descriptor_width), dtype),
+    }
+
+
+def sorted_features(keypoints, scores, descriptors) -> dict[str, np.ndarray]:
+    """The output contract: float32 keypoints/scores, scores sorted descending (stable)."""
+    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 2)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    descriptors = np.asarray(descriptors)
+    order = np.argsort(-scores, kind="stable")
+    return {
+        "keypoints": np.ascontiguousarray(keypoints[order]),
+        "scores": np.ascontiguousarray(scores[order]),
+        "descriptors": np.ascontiguousarray(descriptors[order]),
+    }
+
+
+def check_features(features: dict, method: Method) -> dict[str, np.ndarray]:
+    """Validate a method's output against the contract; returns the three arrays."""
+    try:
+        kp, sc, de = features["keypoints"], features["scores"], features["descriptors"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{method.name}: expected a dict with keypoints, scores, descriptors") from None
+    n = len(sc)
+    if kp.shape != (n, 2) or sc.shape != (n,) or de.ndim != 2 or len(de) != n:
+        raise ValueError(
+            f"{method.name}: inconsistent shapes keypoints {kp.shape}, scores {sc.shape}, descriptors {de.shape}"
+        )
+    if method.descriptor_kind == "binary" and de.dtype != np.uint8:
+        raise TypeError(f"{method.name}: binary descriptors must be uint8, got {de.dtype}")
+    if not (np.isfinite(kp).all() and np.isfinite(sc).all()):
+        raise ValueError(f"{method.name}: keypoints or scores contain NaN or Inf")
+    return {"keypoints": kp.astype(np.float32), "scores": sc.astype(np.float32), "descriptors": de}
+
+
+class ZippyPointMethod:
+    """Our PyTorch extractor for a registry preset (``zippypoint.Extractor``)."""
+
+    descriptor_kind = "binary"
+
+    def __init__(self, preset: str = DEFAULT_PRESET, *, pretrained: bool = True, max_keypoints: int = 1200) -> None:
+        self.name = preset
+        self.preset = preset
+        self.pretrained = pretrained
+        self.settings = {"preset": preset, "pretrained": pretrained, "max_keypoints": max_keypoints}
+        self._extractor = None
+
+    def load(self) -> None:
+        try:
+            from zippypoint.extractor import Extractor, ExtractorConfig
+        except ImportError as exc:
+            raise MethodUnavailable(f"the PyTorch extractor is not available ({exc})") from None
+        try:
+            config = ExtractorConfig(max_keypoints=self.settings["max_keypoints"])
+            self._extractor = Extractor(self.preset, pretrained=self.pretrained, config=config)
+        except Exception as exc:  # unknown preset, missing or refused weights: skip with the reason
+            raise MethodUnavailable(f"cannot build preset {self.preset!r}: {exc}") from None
+
+    def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        if self._extractor is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        out = self._extractor.extract(image_bgr)
+        return sorted_features(out["keypoints"], out["scores"], out["descriptors"])
+
+
+class OnnxMethod:
+    """Our ONNX Runtime extractor (``zippypoint.runtime.OnnxExtractor``) for a preset or a model file."""
+
+    descriptor_kind = "binary"
+
+    def __init__(self, path_or_preset: str = DEFAULT_PRESET, *, max_keypoints: int = 1200) -> None:
+        self.name = f"onnx:{path_or_preset}"
+        self.path_or_preset = path_or_preset
+        self.settings = {"onnx": path_or_preset, "max_keypoints": max_keypoints}
+        self._extractor = None
+
+    def load(self) -> None:
+        try:
+            from zippypoint.runtime import OnnxExtractor
+        except ImportError as exc:
+            raise MethodUnavailable(f"the ONNX Runtime extractor is not available ({exc})") from None
+        kwargs = {}
+        if "config" in inspect.signature(OnnxExtractor).parameters:
+            from zippypoint.extractor import ExtractorConfig
+
+            kwargs["config"] = ExtractorConfig(max_keypoints=self.settings["max_keypoints"])
+        try:
+            self._extractor = OnnxExtractor(self.path_or_preset, **kwargs)
+        except Exception as exc:  # missing model file or runtime error: skip with the reason
+            raise MethodUnavailable(f"cannot build ONNX extractor {self.path_or_preset!r}: {exc}") from None
+
+    def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        if self._extractor is None:
+            raise RuntimeError(f"{self.name}: call load() first")
+        out = self._extractor.extract(image_bgr)
+        return sorted_features(out["keypoints"], out["scores"], out["descriptors"])
+
+
+PEER_NAMES = ("orb", "sift", "akaze", "brisk", "aliked-n16", "aliked-t16", "disk", "xfeat")
+
+
+def registry_presets() -> list[str]:
+    """Presets of ``zippypoint.model.registry``; ``[DEFAULT_PRESET]`` when the registry is not importable."""
+    try:
+        from zippypoint.model.registry import list_models
+    except ImportError:
+        return [DEFAULT_PRESET]
+    return [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in list_models()]
+
+
+def default_method_names() -> list[str]:
+    """Every method the evaluation knows, ours first; unavailable ones are skipped when loaded."""
+    return [*registry_presets(), f"onnx:{DEFAULT_PRESET}", *PEER_NAMES]
+
+
+def create_method(name: str, top_k: int) -> Method:
+    """Build (without loading) the method ``name`` for a protocol top-k; ValueError if unknown."""
+    from zippypoint.eval import kornia_methods, opencv_methods
+
+    budget = candidate_budget(top_k)
+    if name == "orb":
+        return opencv_methods.OrbMethod(nfeatures=top_k)
+    if name == "sift":
+        return opencv_methods.SiftMethod(max_keypoints=top_k)
+    if name in ("akaze", "brisk"):
+        return opencv_methods.OpenCVBinaryMethod(name)
+    if name in ("aliked-n16", "aliked-t16"):
+        return kornia_methods.AlikedMethod(name, max_keypoints=budget)
+    if name == "disk":
+        return kornia_methods.DiskMethod(max_keypoints=budget)
+    if name == "xfeat":
+        return kornia_methods.XFeatMethod(max_keypoints=budget)
+    if name.startswith("onnx:") or name == "onnx":
+        return OnnxMethod(name.partition(":")[2] or DEFAULT_PRESET, max_keypoints=budget)
+    if name == DEFAULT_PRESET or name in registry_presets():
+        return ZippyPointMethod(name, max_keypoints=budget)
+    known = ", ".join([*registry_presets(), "onnx:<preset or file>", *PEER_NAMES])
+    raise ValueError(f"unknown method {name!r}; known: {known}")
