@@ -42,13 +42,14 @@ def _solve_nu(x: torch.Tensor, k: int) -> torch.Tensor:
         y = torch.sigmoid(x + nu)
         excess = y.sum(-1, keepdim=True) - k
         slope = (y * (1 - y)).sum(-1, keepdim=True)
+        newton = nu - excess / slope
+        # Nearly saturated rows (slope ~ 0) jump far out of the bracket: bisect those instead.
+        # Others are clamped, since a root at a bracket end can round to just outside it.
+        sane = (slope > 0) & ((newton - nu).abs() <= hi - lo)
         below = excess < 0
         lo = torch.where(below, nu, lo)
         hi = torch.where(below, hi, nu)
-        newton = nu - excess / slope
-        # Nearly saturated rows (slope ~ 0) would jump out: bisect those instead.
-        inside = (slope > 0) & (newton >= lo) & (newton <= hi)
-        nu = torch.where(inside, newton, 0.5 * (lo + hi))
+        nu = torch.where(sane, torch.minimum(torch.maximum(newton, lo), hi), 0.5 * (lo + hi))
     return nu
 
 
