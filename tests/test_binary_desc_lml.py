@@ -33,13 +33,20 @@ def test_rows_sum_to_k_inside_unit_interval_and_keep_order(dtype, scale):
     data=st.data(),
     seed=st.integers(0, 2**31 - 1),
     scale=st.sampled_from([1e-3, 1.0, 30.0, 1e3]),
+    ties=st.booleans(),
 )
-def test_constraint_holds_for_any_k_and_scale(d, data, seed, scale):
+def test_constraint_holds_for_any_k_and_scale(d, data, seed, scale, ties):
     k = data.draw(st.integers(1, d - 1))
-    x = torch.randn(7, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+    x = torch.randn(7, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = (x.round() if ties else x) * scale  # rounding makes many equal values
     y = lml_projection(x, k)
     assert bool(torch.isfinite(y).all()) and bool(((y >= 0) & (y <= 1)).all())
     torch.testing.assert_close(y.sum(-1), torch.full((7,), float(k), dtype=torch.float64), atol=1e-9, rtol=0)
+
+
+def test_constant_rows_give_k_over_d():
+    y = lml_projection(torch.full((3, 256), 2.5, dtype=torch.float64), 64)
+    torch.testing.assert_close(y, torch.full((3, 256), 0.25, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
 def test_batch_dims_and_shift_invariance():
