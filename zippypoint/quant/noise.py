@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-TAIL_MASS = 1e-6  # the most probability mass a truncated tail may drop, per side
+TAIL_MASS = 2e-7  # the most probability mass a truncated tail may drop, per side
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -119,9 +119,11 @@ def _logistic_draw(shape, dtype, device, generator) -> torch.Tensor:
 
 NOISES: dict[str, NoiseDistribution] = {
     "uniform": NoiseDistribution("uniform", True, 1.0, _uniform_cdf, _uniform_pdf, _uniform_draw),
-    "triangular": NoiseDistribution("triangular", True, 1.0, _triangular_cdf, _triangular_pdf, _triangular_draw),
-    "normal": NoiseDistribution("normal", False, 5.0, _normal_cdf, _normal_pdf, _normal_draw),
-    "logistic": NoiseDistribution("logistic", False, 14.0, torch.sigmoid, _logistic_pdf, _logistic_draw),
+    "triangular": NoiseDistribution(
+        "triangular", True, 1.0, _triangular_cdf, _triangular_pdf, _triangular_draw
+    ),
+    "normal": NoiseDistribution("normal", False, 6.0, _normal_cdf, _normal_pdf, _normal_draw),
+    "logistic": NoiseDistribution("logistic", False, 16.0, torch.sigmoid, _logistic_pdf, _logistic_draw),
 }
 
 
