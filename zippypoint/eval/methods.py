@@ -9,13 +9,16 @@ backend and reads weights, raising ``MethodUnavailable`` with the reason when it
 
 Names: ``orb``, ``sift``, ``akaze``, ``brisk`` (OpenCV), ``aliked-n16``, ``aliked-t16``, ``disk``,
 ``xfeat`` (kornia, weights from ``zippypoint.eval.peer_weights``), any preset of
-``zippypoint.model.registry`` (the PyTorch extractor) and ``onnx:<preset or model.onnx>`` (the ONNX
-Runtime extractor of ``zippypoint.runtime``).
+``zippypoint.model.registry`` (the PyTorch extractor; ``<preset>=<file.safetensors>`` for other
+weights, e.g. a training checkpoint) and ``onnx:<preset or model.onnx>`` (the ONNX Runtime
+extractor of ``zippypoint.runtime``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -83,28 +86,51 @@ def check_features(features: dict, method: Method) -> dict[str, np.ndarray]:
     return {"keypoints": kp.astype(np.float32), "scores": sc.astype(np.float32), "descriptors": de}
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class ZippyPointMethod:
-    """Our PyTorch extractor for a registry preset (``zippypoint.Extractor``)."""
+    """Our PyTorch extractor (``zippypoint.Extractor``) for a registry preset, with its shipped
+    weights, random ones (``pretrained=False``) or a safetensors file (``weights``, e.g. a training
+    checkpoint; method name ``<preset>=<file>``). The weights' sha256 joins the cache settings, so
+    retrained weights are never mixed up with cached predictions of older ones."""
 
     descriptor_kind = "binary"
 
-    def __init__(self, preset: str = DEFAULT_PRESET, *, pretrained: bool = True, max_keypoints: int = 1200) -> None:
-        self.name = preset
+    def __init__(self, preset: str = DEFAULT_PRESET, *, pretrained: bool = True, weights: str | None = None,
+                 max_keypoints: int = 1200) -> None:
+        self.name = preset if weights is None else f"{preset}={weights}"
         self.preset = preset
         self.pretrained = pretrained
-        self.settings = {"preset": preset, "pretrained": pretrained, "max_keypoints": max_keypoints}
+        self.weights = weights
+        origin = weights if weights is not None else ("shipped" if pretrained else "random")
+        self.settings = {"preset": preset, "weights": origin, "max_keypoints": max_keypoints}
         self._extractor = None
 
     def load(self) -> None:
         try:
             from zippypoint.extractor import Extractor, ExtractorConfig
+            from zippypoint.model.registry import create_model, get_preset, load_weights
         except ImportError as exc:
             raise MethodUnavailable(f"the PyTorch extractor is not available ({exc})") from None
+        config = ExtractorConfig(max_keypoints=self.settings["max_keypoints"])
         try:
-            config = ExtractorConfig(max_keypoints=self.settings["max_keypoints"])
-            self._extractor = Extractor(self.preset, pretrained=self.pretrained, config=config)
+            if self.weights is not None:
+                model = create_model(self.preset)
+                load_weights(model, self.weights)
+                self._extractor = Extractor(model, config=config)
+                source = Path(self.weights)
+            else:
+                self._extractor = Extractor(self.preset, pretrained=self.pretrained, config=config)
+                source = get_preset(self.preset).weights_path() if self.pretrained else None
         except Exception as exc:  # unknown preset, missing or refused weights: skip with the reason
             raise MethodUnavailable(f"cannot build preset {self.preset!r}: {exc}") from None
+        self.settings["weights_sha256"] = file_sha256(source) if source is not None else "random"
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         if self._extractor is None:
@@ -138,6 +164,8 @@ class OnnxMethod:
             self._extractor = OnnxExtractor(self.path_or_preset, **kwargs)
         except Exception as exc:  # missing model file or runtime error: skip with the reason
             raise MethodUnavailable(f"cannot build ONNX extractor {self.path_or_preset!r}: {exc}") from None
+        if Path(self.path_or_preset).is_file():
+            self.settings["onnx_sha256"] = file_sha256(self.path_or_preset)
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         if self._extractor is None:
@@ -182,7 +210,10 @@ def create_method(name: str, top_k: int) -> Method:
         return kornia_methods.XFeatMethod(max_keypoints=budget)
     if name.startswith("onnx:") or name == "onnx":
         return OnnxMethod(name.partition(":")[2] or DEFAULT_PRESET, max_keypoints=budget)
-    if name == DEFAULT_PRESET or name in registry_presets():
-        return ZippyPointMethod(name, max_keypoints=budget)
-    known = ", ".join([*registry_presets(), "onnx:<preset or file>", *PEER_NAMES])
+    preset, has_file, weights = name.partition("=")
+    if preset == DEFAULT_PRESET or preset in registry_presets():
+        if has_file and not weights:
+            raise ValueError(f"method {name!r}: expected <preset>=<weights.safetensors>")
+        return ZippyPointMethod(preset, weights=weights or None, max_keypoints=budget)
+    known = ", ".join([*registry_presets(), "<preset>=<weights.safetensors>", "onnx:<preset or file>", *PEER_NAMES])
     raise ValueError(f"unknown method {name!r}; known: {known}")

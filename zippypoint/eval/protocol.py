@@ -131,7 +131,9 @@ def estimate_homography(points1: np.ndarray, points2: np.ndarray, seed: int = 0)
 
     if len(points1) < 4:
         return None
-    cv2.setRNGSeed(seed)  # RANSAC draws from OpenCV's global generator: seed it for repeatable numbers
+    # OpenCV's RANSAC seeds a generator of its own, so the estimate is already repeatable; seeding
+    # the global generator as well keeps it so in builds that would draw from that one.
+    cv2.setRNGSeed(seed)
     estimated, _ = cv2.findHomography(
         np.asarray(points1, dtype=np.float64),
         np.asarray(points2, dtype=np.float64),
