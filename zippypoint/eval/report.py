@@ -106,9 +106,10 @@ def markdown_table(results: dict) -> str:
                 _fmt(s["mean_keypoints"], 0),
             ]
             lines.append("| " + " | ".join(row) + " |")
-    skipped = {n: e["skipped"] for n, e in results["methods"].items() if "skipped" in e}
-    if skipped:
-        lines += ["", "Skipped:", ""] + [f"- `{n}`: {reason}" for n, reason in skipped.items()]
+    for state in ("skipped", "failed"):
+        reasons = {n: e[state] for n, e in results["methods"].items() if state in e}
+        if reasons:
+            lines += ["", f"{state.capitalize()}:", ""] + [f"- `{n}`: {reason}" for n, reason in reasons.items()]
     return "\n".join(lines) + "\n"
 
 
