@@ -15,7 +15,8 @@ and threshold ``k + 0.5`` for ``k`` in ``[qmin, qmax - 1]``. Each kernel returns
   the sums over a uniform grid are then ``u`` and 1 to within 3e-7 (Poisson summation), and only inputs near the
   ends of the range pay for a window.
 
-All work happens in chunks of the flattened input so the working set stays bounded (``CHUNK_ELEMENTS``).
+All work happens in chunks of the flattened input so the working set stays bounded: small chunks on CPU, where
+they stay in cache, and large ones on accelerators, where every chunk costs kernel launches.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch
 
 from zippypoint.quant.noise import get_noise
 
-CHUNK_ELEMENTS = 1 << 16  # elements of the (chunk x window) working set of the windowed sums
-CLOSED_FORM_CHUNK = 1 << 17  # elements per chunk of the closed forms (about 15 temporaries each)
+CHUNK_ELEMENTS = 1 << 16  # elements of the (chunk x window) working set of the windowed sums, on CPU
+CLOSED_FORM_CHUNK = 1 << 17  # elements per chunk of the closed forms (about 15 temporaries each), on CPU
+ACCELERATOR_CHUNK_FACTOR = 1 << 8  # both budgets grow by this factor off the CPU
 
 # Noise scale (in steps) from which the unbounded-grid identities value = u, slope = 1 hold to 3e-7 (grid_sums).
 SMOOTH_SIGMA = {"normal": 0.9, "logistic": 1.0}
@@ -127,6 +129,10 @@ def _windowed(u, sigma, qmin, qmax, noise, need_value, need_grad):
     return value, slope
 
 
+def _chunk_factor(u: torch.Tensor) -> int:
+    return 1 if u.device.type == "cpu" else ACCELERATOR_CHUNK_FACTOR
+
+
 def _chunked(kernel, u, sigma, chunk, need_value, need_grad):
     """Run ``kernel(u_chunk, sigma_chunk)`` over chunks of flat ``u``; returns full ``(value, slope)``."""
     value = torch.empty_like(u) if need_value else None
@@ -164,11 +170,11 @@ def grid_sums(
         def kernel(uc, sc):
             return closed_form(uc, sc, qmin, qmax, need_value, need_grad)
 
-        return _chunked(kernel, u, sigma, CLOSED_FORM_CHUNK, need_value, need_grad)
+        return _chunked(kernel, u, sigma, CLOSED_FORM_CHUNK * _chunk_factor(u), need_value, need_grad)
 
     dist = get_noise(noise)
     sigma_max = float(sigma.max()) if isinstance(sigma, torch.Tensor) else sigma
-    chunk = max(1, CHUNK_ELEMENTS // window_width(noise, sigma_max, qmax - qmin))
+    chunk = max(1, CHUNK_ELEMENTS * _chunk_factor(u) // window_width(noise, sigma_max, qmax - qmin))
 
     def kernel(uc, sc):
         return _windowed(uc, sc, qmin, qmax, noise, need_value, need_grad)
