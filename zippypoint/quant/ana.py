@@ -28,8 +28,8 @@ Uniform noise has a CDF with kinks at ``z = +-1``; there the backward takes the 
 ``s = 1`` is then exactly the clipped STE ``1[|x| <= 1]`` (latent binary weights clipped to +-1 keep their gradient),
 and a grid with half-step noise is exactly the identity on ``[qmin, qmax] * step``, also at inputs lying on a level.
 
-Parameters ``mu``, ``scale`` (and ``step`` of the grid) are Python numbers or tensors broadcastable to ``x``; they
-receive no gradient. Computation runs in float32 (float64 for float64 inputs) and returns ``x.dtype``.
+Parameters ``mu``, ``scale`` (and ``step`` of the grid) are Python numbers or tensors broadcastable to ``x``; they,
+like the levels and thresholds, receive no gradient. Computation runs in float32 (float64 for float64 inputs) and returns ``x.dtype``.
 """
 
 from __future__ import annotations
