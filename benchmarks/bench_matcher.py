@@ -64,6 +64,17 @@ def numpy_bruteforce(a: np.ndarray, b: np.ndarray, rows_per_chunk: int = 256) ->
     return np.stack([rows, fwd[rows]], axis=1)
 
 
+def faiss_raw_mutual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Plain faiss exhaustive search, k=1 each way, mutual check; its choice among ties is unspecified."""
+    import faiss
+
+    _, fwd = faiss.knn_hamming(a, b, 1)
+    _, bwd = faiss.knn_hamming(b, a, 1)
+    fwd, bwd = fwd[:, 0], bwd[:, 0]
+    rows = np.flatnonzero(bwd[fwd] == np.arange(len(a)))
+    return np.stack([rows, fwd[rows]], axis=1)
+
+
 def opencv_crosscheck(matcher: cv2.BFMatcher) -> Callable[[np.ndarray, np.ndarray], list]:
     return lambda a, b: matcher.match(a, b)
 
@@ -85,6 +96,8 @@ def methods() -> dict[str, Callable]:
         table[f"ours {backend}, mutual"] = lambda a, b, be=backend: match_hamming(
             a, b, ratio=None, backend=be
         )
+    if faiss_available():
+        table["faiss knn_hamming k=1 both ways, mutual (no tie rule)"] = faiss_raw_mutual
     table["OpenCV BFMatcher crossCheck"] = opencv_crosscheck(cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True))
     table["numpy bitwise_count brute force, mutual"] = numpy_bruteforce
     return table

@@ -81,13 +81,14 @@ def test_matches_brute_force_reference(backend, pair, opts):
     np.testing.assert_array_equal(got, reference_matches(a, b, **opts))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=60, deadline=None)
 @given(pair=descriptor_pairs(), opts=options, tile=st.integers(1, 40))
-def test_numpy_backend_tiles_agree(pair, opts, tile):
+def test_small_tiles_agree(backend, pair, opts, tile):
     a, b = pair
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matcher, "TILE_ELEMENTS", tile)
-        got = match_hamming(a, b, backend="numpy", **opts)
+        got = match_hamming(a, b, backend=backend, **opts)
     np.testing.assert_array_equal(got, reference_matches(a, b, **opts))
 
 
@@ -136,7 +137,7 @@ def test_mutual_matching_is_symmetric(backend, pair, ratio, max_distance):
 def test_ties_go_to_lowest_index(backend):
     code = np.array([[0b1011]], np.uint8)
     far = np.array([[0b11110000]], np.uint8)
-    # Ten equal candidates: more than the neighbours faiss is asked for per query.
+    # Ten equally near candidates after two far ones.
     b = np.concatenate([far, far, code.repeat(10, axis=0)])
     got = match_hamming(code, b, ratio=None, backend=backend)
     np.testing.assert_array_equal(got, [[0, 2]])

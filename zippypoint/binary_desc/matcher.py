@@ -11,14 +11,18 @@ Semantics of ``match_hamming`` (both backends give identical results):
   than two descriptors cannot pass the test, so then nothing is matched.
 * ``max_distance``: reject pairs farther apart than this many bits.
 
-The faiss backend (``faiss.knn_hamming``) is used when faiss is importable; the numpy backend
-computes tiles of the distance matrix with one BLAS product each (see ``hamming.py``).
+Both backends compute the distance matrix in row tiles and reduce each tile in both directions
+at once; they differ only in the distance kernel: faiss's popcount (``faiss.hammings``, used when
+faiss is importable) or one BLAS product per tile (numpy, see ``hamming.py``). An exhaustive
+faiss k-NN search was slower here (two searches, a heap per query, OpenMP threads that stall
+when the CPU is shared) and leaves the choice among equally distant neighbours unspecified.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from numbers import Real
 from types import ModuleType
 from typing import NamedTuple
@@ -26,14 +30,13 @@ from typing import NamedTuple
 import numpy as np
 
 from zippypoint.binary_desc._arrays import as_packed_descriptors, check_same_width
-from zippypoint.binary_desc.hamming import TILE_ELEMENTS, distance_operands, exact_float_dtype
+from zippypoint.binary_desc.hamming import distance_operands, exact_float_dtype
 
 BACKENDS = ("auto", "faiss", "numpy")
 
-# Neighbours asked from faiss per query. Its order among equal distances is not part of its
-# contract, so the lowest index is picked from these; rows where all of them tie (rare for
-# real descriptors, ~10% for random 64-of-256 codes at 2048) are recomputed exactly.
-_FAISS_K = 4
+# Elements of the distance matrix held at once. Small tiles stay in cache between computing the
+# distances and reducing them; the tile count only adds O(M) work per tile.
+TILE_ELEMENTS = 1 << 19
 
 # Stands for "no second neighbour" in integer distance arrays.
 _NO_DISTANCE = np.iinfo(np.int64).max // 4
@@ -43,6 +46,11 @@ class _Nearest(NamedTuple):
     index: np.ndarray  # int64 [Q] nearest base row, lowest index among equal distances
     first: np.ndarray  # int64 [Q] distance to it
     second: np.ndarray  # int64 [Q] second smallest distance (may equal first)
+
+
+# A tile of keys ``scale * distance + r`` for rows ``start:stop`` of desc1 against all of desc2,
+# ``r = row - start``; float or integer, but exact.
+TileKeys = Callable[[int, int], np.ndarray]
 
 
 @functools.cache
@@ -70,48 +78,45 @@ def _resolve_backend(backend: str) -> ModuleType | None:
     return faiss
 
 
-def _nearest_faiss(faiss: ModuleType, query: np.ndarray, base: np.ndarray) -> _Nearest:
-    k = min(_FAISS_K, base.shape[0])
-    dist, idx = faiss.knn_hamming(query, base, k)
-    dist = dist.astype(np.int64)
-    ordered = np.sort(dist, axis=1)  # faiss returns them sorted; sorting k columns again is cheap
-    first = ordered[:, 0]
-    second = ordered[:, 1] if k > 1 else np.full_like(first, _NO_DISTANCE)
-    nearest = np.where(dist == first[:, None], idx, np.iinfo(np.int64).max).min(axis=1)
-    if k < base.shape[0]:
-        # All k returned neighbours tie: more may tie outside the list, so resolve exactly.
-        unsure = np.flatnonzero(ordered[:, -1] == first)
-        if unsure.size:
-            rows = np.ascontiguousarray(query[unsure])
-            dist_rows = np.empty((rows.shape[0], base.shape[0]), np.int32)
-            # faiss's own popcount kernel: a numpy/BLAS product here would start a second
-            # thread pool that competes with faiss's OpenMP threads.
-            faiss.hammings(
-                faiss.swig_ptr(rows),
-                faiss.swig_ptr(base),
-                rows.shape[0],
-                base.shape[0],
-                base.shape[1],
-                faiss.swig_ptr(dist_rows),
-            )
-            nearest[unsure] = dist_rows.argmin(axis=1)
-    return _Nearest(nearest, first, second)
+def _faiss_tiles(faiss: ModuleType, a: np.ndarray, b: np.ndarray, scale: int) -> TileKeys:
+    """Tiles from faiss's popcount kernel (``faiss.hammings``, int32), keyed in place."""
+    m, width = b.shape
+
+    def keys(start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, m), np.int32)
+        faiss.hammings(
+            faiss.swig_ptr(a[start:stop]), faiss.swig_ptr(b), stop - start, m, width, faiss.swig_ptr(out)
+        )
+        out *= scale
+        out += np.arange(stop - start, dtype=np.int32)[:, None]
+        return out
+
+    return keys
 
 
-def _nearest_numpy(a: np.ndarray, b: np.ndarray, with_reverse: bool) -> tuple[_Nearest, _Nearest | None]:
-    """Nearest neighbours of every row of ``a`` in ``b`` and, optionally, of every row of ``b`` in ``a``.
-
-    Both directions come from the same distance tiles. Each tile holds ``key = scale * d + r``
-    (``r`` the row within the tile): along a row the key orders like the distance, down a column
-    it orders by distance and then by row, so plain (arg)min reductions give the lowest index.
-    """
-    n, m = a.shape[0], b.shape[0]
-    scale = min(n, max(1, TILE_ELEMENTS // m))
-    dtype = exact_float_dtype(8 * a.shape[1], row_scale=scale)
-    lhs, rhs = distance_operands(a, b, dtype)
+def _numpy_tiles(a: np.ndarray, b: np.ndarray, scale: int) -> TileKeys:
+    """Tiles from one BLAS product each; the key is folded into the operands (see ``hamming.py``)."""
+    lhs, rhs = distance_operands(a, b, exact_float_dtype(8 * a.shape[1], row_scale=scale))
     rhs_t = rhs.T
-    key_col = 8 * a.shape[1]  # the column of lhs holding |a|, reused to add the row number
+    count_col = 8 * a.shape[1]  # the lhs column holding |a|, which also takes the row number
 
+    def keys(start: int, stop: int) -> np.ndarray:
+        tile = lhs[start:stop] * scale
+        tile[:, count_col] += np.arange(stop - start)
+        return tile @ rhs_t
+
+    return keys
+
+
+def _nearest_both_ways(
+    n: int, m: int, tile_keys: TileKeys, scale: int, with_reverse: bool
+) -> tuple[_Nearest, _Nearest | None]:
+    """Nearest neighbours of every desc1 row in desc2 and, optionally, of every desc2 row in desc1.
+
+    Tiles of ``scale`` rows hold ``key = scale * d + r``: along a row the key orders like the
+    distance, down a column by distance and then by row, so plain (arg)min reductions give the
+    lowest index in both directions from one distance computation.
+    """
     fwd_index = np.empty(n, np.int64)
     fwd_first = np.empty(n, np.int64)
     fwd_second = np.full(n, _NO_DISTANCE, np.int64)
@@ -123,26 +128,24 @@ def _nearest_numpy(a: np.ndarray, b: np.ndarray, with_reverse: bool) -> tuple[_N
     for start in range(0, n, scale):
         stop = min(start + scale, n)
         rows = np.arange(stop - start)
-        tile_lhs = lhs[start:stop] * scale
-        tile_lhs[:, key_col] += rows
-        keys = tile_lhs @ rhs_t  # [rows, m]
+        keys = tile_keys(start, stop)
+        masked = np.inf if keys.dtype.kind == "f" else np.iinfo(keys.dtype).max
 
         nearest = keys.argmin(axis=1)
         best = keys[rows, nearest]
         fwd_index[start:stop] = nearest
-        fwd_first[start:stop] = ((best - rows) / scale).astype(np.int64)
+        fwd_first[start:stop] = (best.astype(np.int64) - rows) // scale
         if m > 1:
-            keys[rows, nearest] = np.inf
-            fwd_second[start:stop] = ((keys.min(axis=1) - rows) / scale).astype(np.int64)
+            keys[rows, nearest] = masked
+            fwd_second[start:stop] = (keys.min(axis=1).astype(np.int64) - rows) // scale
             keys[rows, nearest] = best
 
         if not with_reverse:
             continue
-        col_key = keys.min(axis=0).astype(np.int64)
-        col_first, col_row = np.divmod(col_key, scale)
+        col_first, col_row = np.divmod(keys.min(axis=0).astype(np.int64), scale)
         col_second = np.full(m, _NO_DISTANCE, np.int64)
         if stop - start > 1:
-            keys[col_row, columns] = np.inf
+            keys[col_row, columns] = masked
             col_second = keys.min(axis=0).astype(np.int64) // scale
         # Earlier tiles hold lower rows, so they keep ties. Second smallest of two sorted pairs:
         rev_second = np.minimum(np.maximum(rev_first, col_first), np.minimum(rev_second, col_second))
@@ -151,6 +154,11 @@ def _nearest_numpy(a: np.ndarray, b: np.ndarray, with_reverse: bool) -> tuple[_N
 
     reverse = _Nearest(rev_index, rev_first, rev_second) if with_reverse else None
     return _Nearest(fwd_index, fwd_first, fwd_second), reverse
+
+
+def _tile_rows(n: int, m: int, n_bits: int) -> int:
+    """Rows per distance tile: bounded by TILE_ELEMENTS and by int32 keys (scale * (n_bits + 1) < 2**31)."""
+    return max(1, min(n, TILE_ELEMENTS // m, (2**31 - 1) // (n_bits + 1)))
 
 
 def _passes_ratio(first: np.ndarray, second: np.ndarray, ratio: float) -> np.ndarray:
@@ -206,10 +214,9 @@ def match_hamming(
     if ratio is not None and (m < 2 or (mutual and n < 2)):
         return empty
 
-    if faiss is None:
-        forward, reverse = _nearest_numpy(a, b, with_reverse=mutual)
-    else:
-        forward, reverse = _nearest_faiss(faiss, a, b), None
+    scale = _tile_rows(n, m, 8 * a.shape[1])
+    tiles = _numpy_tiles(a, b, scale) if faiss is None else _faiss_tiles(faiss, a, b, scale)
+    forward, reverse = _nearest_both_ways(n, m, tiles, scale, with_reverse=mutual)
 
     keep = np.ones(n, bool)
     if ratio is not None:
@@ -218,17 +225,10 @@ def match_hamming(
         keep &= forward.first <= max_distance
     rows = np.flatnonzero(keep)
     cols = forward.index[rows]
-
-    if mutual and rows.size:
-        if reverse is None:
-            # Only descriptors of desc2 that some candidate points to need a reverse search.
-            targets, inverse = np.unique(cols, return_inverse=True)
-            back = _nearest_faiss(faiss, b[targets], a)
-        else:
-            back, inverse = reverse, cols
-        ok = back.index[inverse] == rows
+    if mutual:
+        ok = reverse.index[cols] == rows
         if ratio is not None:
-            ok &= _passes_ratio(back.first[inverse], back.second[inverse], ratio)
+            ok &= _passes_ratio(reverse.first[cols], reverse.second[cols], ratio)
         rows, cols = rows[ok], cols[ok]
 
     if rows.size == 0:
