@@ -174,7 +174,7 @@ def quantization_plan(proto, options: Int8Options) -> tuple[dict[str, list[dict]
             step = fake_quant_step(graph, n)
             if step is not None:
                 overrides[n.output[0]] = grid(step, 128)
-            elif graph.const(n.input[1]) == 0.0 and graph.const(n.input[2]) == 1.0:
+            elif len(n.input) == 3 and graph.const(n.input[1]) == 0.0 and graph.const(n.input[2]) == 1.0:
                 # threshold sign: [x < 0] on codes {0, 255}; the conv before it saturates to these codes
                 overrides[n.output[0]] = overrides[n.input[0]] = grid(1.0 / 255.0, 0)
         for n in graph.nodes:
@@ -222,15 +222,23 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     options = options or Int8Options()
     proto = onnx.load(str(float_path))
     overrides, exclude, op_types = quantization_plan(proto, options)
+    import logging
+
     method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
               "entropy": CalibrationMethod.Entropy}[options.calibration_method]
-    quantize_static(
-        str(float_path), str(out_path), _calibration_reader(batches, proto.graph.input[0].name),
-        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
-        calibrate_method=method,
-        extra_options={"TensorQuantOverrides": overrides, "WeightSymmetric": True, "ActivationSymmetric": False},
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static logs advice about pre-processing we do not need
+    try:
+        quantize_static(
+            str(float_path), str(out_path), _calibration_reader(batches, proto.graph.input[0].name),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, op_types_to_quantize=op_types, nodes_to_exclude=exclude,
+            calibrate_method=method,
+            extra_options={"TensorQuantOverrides": overrides, "WeightSymmetric": True, "ActivationSymmetric": False},
+        )
+    finally:
+        root.setLevel(level)
     return Path(out_path)
 
 

@@ -1,0 +1,75 @@
+"""``zippypoint export``: write a deployable model (ONNX fp32, ONNX int8 for ONNX Runtime, CoreML)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("onnx", "onnx-int8", "coreml")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (fp32), onnx-int8 (QDQ) or coreml")
+    p.add_argument("--model", default="zippypoint", help="preset name (see `zippypoint info`)")
+    p.add_argument("--out", required=True, type=Path, help="output file (.onnx or .mlpackage)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--weights", type=Path, help="safetensors weights to export (default: the preset's shipped ones)")
+    src.add_argument("--random-weights", action="store_true", help="export random weights (testing and timing only)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
+    q = p.add_argument_group("int8 calibration (onnx-int8)")
+    q.add_argument("--calibration-dir", type=Path, default=None,
+                   help="folder of real photos (recursive; default ../shared/data/train-images)")
+    q.add_argument("--calibration-count", type=int, default=64, help="photos used, spread over the folder")
+    q.add_argument("--calibration-resize", default=None, help="WxH the photos are resized to (default: native)")
+    q.add_argument("--sign", choices=("threshold", "compare"), default="threshold",
+                   help="binary-conv input: int8 threshold conv (default) or fp32 comparison")
+    q.add_argument("--hswish-inputs", choices=("design", "calibrated"), default="design",
+                   help="range of conv outputs feeding hard-swish: fixed by design (default) or calibrated")
+    q.add_argument("--calibrate-all", action="store_true",
+                   help="calibrate every tensor instead of using the fake-quantisers' exact scales")
+    q.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax")
+
+
+def run(args: argparse.Namespace) -> int:
+    from zippypoint.export.exporter import export_model
+    from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR, Int8Options
+    from zippypoint.io import parse_resize
+    from zippypoint.model.weights import WeightsError, sha256_file
+
+    try:
+        options = Int8Options(design_ranges=not args.calibrate_all,
+                              sign="compare" if args.calibrate_all else args.sign,
+                              hswish_inputs="calibrated" if args.calibrate_all else args.hswish_inputs,
+                              calibration_method=args.calibration_method)
+        path = export_model(
+            args.format, args.out, args.model, weights=args.weights, random_weights=args.random_weights,
+            opset=args.opset, calibration_dir=args.calibration_dir or DEFAULT_CALIBRATION_DIR,
+            calibration_count=args.calibration_count, calibration_resize=parse_resize(args.calibration_resize),
+            int8_options=options,
+        )
+    except (ValueError, FileNotFoundError, WeightsError, ImportError) as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    digest = sha256_file(path) if path.is_file() else "(directory)"
+    print(f"wrote {path} ({args.format}, model {args.model}) sha256 {digest}")
+    if args.format == "onnx-int8":
+        from zippypoint.export.int8 import optimized_op_counts
+
+        ops = optimized_op_counts(path)
+        print(f"ONNX Runtime integer kernels: QLinearConv x{ops.get('QLinearConv', 0)}, "
+              f"QLinearAdd x{ops.get('QLinearAdd', 0)}; fp32 Conv x{ops.get('Conv', 0)}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export a deployable model (onnx, onnx-int8, coreml)",
+                              description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="export_model", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
