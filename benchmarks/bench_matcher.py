@@ -86,7 +86,7 @@ def as_pairs(result) -> np.ndarray:
     return pairs[np.argsort(pairs[:, 0], kind="stable")]
 
 
-def methods() -> dict[str, Callable]:
+def methods(with_faiss_knn: bool) -> dict[str, Callable]:
     table: dict[str, Callable] = {}
     backends = (["faiss"] if faiss_available() else []) + ["numpy"]
     for backend in backends:
@@ -96,7 +96,7 @@ def methods() -> dict[str, Callable]:
         table[f"ours {backend}, mutual"] = lambda a, b, be=backend: match_hamming(
             a, b, ratio=None, backend=be
         )
-    if faiss_available():
+    if with_faiss_knn and faiss_available():
         table["faiss knn_hamming k=1 both ways, mutual (no tie rule)"] = faiss_raw_mutual
     table["OpenCV BFMatcher crossCheck"] = opencv_crosscheck(cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True))
     table["numpy bitwise_count brute force, mutual"] = numpy_bruteforce
@@ -105,7 +105,7 @@ def methods() -> dict[str, Callable]:
 
 def bench_size(n: int, repeats: int, args: argparse.Namespace) -> list[dict]:
     a, b = make_pair(n, args.overlap, args.swaps, args.seed)
-    table = methods()
+    table = methods(args.faiss_knn)
     results = {name: fn(a, b) for name, fn in table.items()}  # also warms up caches and thread pools
     times: dict[str, list[float]] = {name: [] for name in table}
     for _ in range(repeats):
@@ -178,6 +178,11 @@ def main() -> int:
     )
     parser.add_argument("--swaps", type=int, default=8, help="ones moved per perturbed descriptor")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--faiss-knn",
+        action="store_true",
+        help="also time plain faiss k-NN search (its OpenMP threads slow the other methods on a busy CPU)",
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the results and environment as JSON")
     args = parser.parse_args()
     if args.repeats < 1 or any(n < 2 for n in args.sizes) or not 0 <= args.overlap <= 1:

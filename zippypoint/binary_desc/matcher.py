@@ -81,14 +81,16 @@ def _resolve_backend(backend: str) -> ModuleType | None:
 def _faiss_tiles(faiss: ModuleType, a: np.ndarray, b: np.ndarray, scale: int) -> TileKeys:
     """Tiles from faiss's popcount kernel (``faiss.hammings``, int32), keyed in place."""
     m, width = b.shape
+    buffer = np.empty((scale, m), np.int32)  # reused: a fresh multi-MB array per tile costs page faults
+    row_numbers = np.arange(scale, dtype=np.int32)[:, None]
 
     def keys(start: int, stop: int) -> np.ndarray:
-        out = np.empty((stop - start, m), np.int32)
+        out = buffer[: stop - start]
         faiss.hammings(
             faiss.swig_ptr(a[start:stop]), faiss.swig_ptr(b), stop - start, m, width, faiss.swig_ptr(out)
         )
         out *= scale
-        out += np.arange(stop - start, dtype=np.int32)[:, None]
+        out += row_numbers[: stop - start]
         return out
 
     return keys
@@ -100,10 +102,14 @@ def _numpy_tiles(a: np.ndarray, b: np.ndarray, scale: int) -> TileKeys:
     rhs_t = rhs.T
     count_col = 8 * a.shape[1]  # the lhs column holding |a|, which also takes the row number
 
+    lhs_tile = np.empty((scale, lhs.shape[1]), lhs.dtype)
+    buffer = np.empty((scale, b.shape[0]), lhs.dtype)  # reused across tiles, as in _faiss_tiles
+    row_numbers = np.arange(scale, dtype=lhs.dtype)
+
     def keys(start: int, stop: int) -> np.ndarray:
-        tile = lhs[start:stop] * scale
-        tile[:, count_col] += np.arange(stop - start)
-        return tile @ rhs_t
+        tile = np.multiply(lhs[start:stop], scale, out=lhs_tile[: stop - start])
+        tile[:, count_col] += row_numbers[: stop - start]
+        return np.matmul(tile, rhs_t, out=buffer[: stop - start])
 
     return keys
 
