@@ -88,6 +88,7 @@ def test_small_tiles_agree(backend, pair, opts, tile):
     a, b = pair
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matcher, "TILE_ELEMENTS", tile)
+        mp.setattr(matcher, "MIN_TILE_ROWS", 1)
         got = match_hamming(a, b, backend=backend, **opts)
     np.testing.assert_array_equal(got, reference_matches(a, b, **opts))
 

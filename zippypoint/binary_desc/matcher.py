@@ -35,8 +35,10 @@ from zippypoint.binary_desc.hamming import distance_operands, exact_float_dtype
 BACKENDS = ("auto", "faiss", "numpy")
 
 # Elements of the distance matrix held at once. Small tiles stay in cache between computing the
-# distances and reducing them; the tile count only adds O(M) work per tile.
+# distances and reducing them; each tile only adds O(M) merging work. Very wide matrices still
+# get MIN_TILE_ROWS rows per tile so that the Python loop stays short.
 TILE_ELEMENTS = 1 << 19
+MIN_TILE_ROWS = 32
 
 # Stands for "no second neighbour" in integer distance arrays.
 _NO_DISTANCE = np.iinfo(np.int64).max // 4
@@ -164,7 +166,7 @@ def _nearest_both_ways(
 
 def _tile_rows(n: int, m: int, n_bits: int) -> int:
     """Rows per distance tile: bounded by TILE_ELEMENTS and by int32 keys (scale * (n_bits + 1) < 2**31)."""
-    return max(1, min(n, TILE_ELEMENTS // m, (2**31 - 1) // (n_bits + 1)))
+    return max(1, min(n, max(MIN_TILE_ROWS, TILE_ELEMENTS // m), (2**31 - 1) // (n_bits + 1)))
 
 
 def _passes_ratio(first: np.ndarray, second: np.ndarray, ratio: float) -> np.ndarray:
