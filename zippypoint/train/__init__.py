@@ -1,0 +1,1 @@
+"""Self-supervised homographic training (KP2D recipe) with ANA quantisation."""

@@ -1,0 +1,354 @@
+"""The training loop: staged, resumable, seedable, single-process or DistributedDataParallel."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zippypoint.train.config import TrainConfig
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final.safetensors"
+DESC_HEAD = ("desc_conv1", "desc_conv2", "desc_conv3", "desc_out")
+
+
+class TrainingAborted(RuntimeError):
+    """Training stopped because the loss stayed non-finite."""
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> DistInfo:
+    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    info = DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig):
+    from zippypoint.model.registry import create_model, load_weights
+
+    model = create_model(cfg.preset)
+    if cfg.init:
+        load_weights(model, cfg.init)
+    return model
+
+
+def trainable_parameters(model, cfg: TrainConfig):
+    if cfg.stage == "descriptor":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.split(".")[0] in DESC_HEAD)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_train_mode(model, cfg: TrainConfig) -> None:
+    """Training mode; in the descriptor stage the frozen backbone stays in eval mode (BN stats fixed)."""
+    model.train()
+    if cfg.stage == "descriptor":
+        for name, child in model.named_children():
+            if name not in DESC_HEAD:
+                child.eval()
+
+
+def build_annealing(model, cfg: TrainConfig):
+    if cfg.stage != "quantize" or not cfg.ana:
+        return None
+    from zippypoint.model.quant_groups import quantizer_groups
+    from zippypoint.quant.annealing import AnnealingConfig, AnnealingController
+
+    ana_cfg = AnnealingConfig.from_dict(dict(cfg.ana))
+    groups = quantizer_groups(model, cfg.ana_targets)
+    for _, members in groups:
+        for m in members:
+            m.ana_enabled = True
+            m.ana_noise = ana_cfg.noise
+            m.ana_strategy = ana_cfg.strategy
+    return AnnealingController([members for _, members in groups], ana_cfg)
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    halvings = sum(progress >= f for f in cfg.lr_halving)
+    return cfg.lr * 0.5**halvings
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def plot_curves(metrics_path: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r.get("kind") == "train"]
+    val = [r for r in rows if r.get("kind") == "val"]
+    if not train:
+        return
+    keys = ["total", "location", "descriptor", "score", "consistency"]
+    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(12 if val else 7, 4), squeeze=False)
+    ax = axes[0, 0]
+    steps = [r["step"] for r in train]
+    for k in keys:
+        ax.plot(steps, [r[k] for r in train], label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("training losses")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if val:
+        ax = axes[0, 1]
+        vsteps = [r["step"] for r in val]
+        for k in ("val_h_acc_3", "val_match_precision_3"):
+            ax.plot(vsteps, [r.get(k, math.nan) for r in val], marker="o", label=k)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("step")
+        ax.set_title("validation (held-out warps)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = True, dry_run: bool = False,
+          overfit_batch: int = 0, device: str | None = None, progress: bool = True,
+          hpatches: str | Path | None = None) -> dict:
+    """Run one training stage. Returns the final metrics dict.
+
+    ``overfit_batch > 0``: train that many steps on one fixed batch (a debugging aid: the loss must fall).
+    ``dry_run``: build everything, run one step, write nothing.
+    """
+    from tqdm import tqdm
+
+    from zippypoint.model.weights import save_weights
+    from zippypoint.quant.layers import clip_latent_weights
+    from zippypoint.train.data import HomographyPairDataset, list_images, split_images, worker_init
+    from zippypoint.train.losses import homographic_losses
+    from zippypoint.train.sampler import EpochShardSampler
+    from zippypoint.train.validation import WarpValidator
+
+    dist_info = setup_distributed()
+    seed_everything(cfg.seed + dist_info.rank)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = Path(out)
+
+    paths = list_images(data)
+    if not paths:
+        raise ValueError(f"no images found under {data}")
+    train_paths, val_paths = split_images(paths, cfg.val_fraction, cfg.seed)
+    if not train_paths:
+        train_paths = val_paths
+    dataset = HomographyPairDataset(train_paths, cfg.height, cfg.width, seed=cfg.seed,
+                                    homography=cfg.homography, photometric=cfg.photometric)
+    sampler = EpochShardSampler(len(dataset), seed=cfg.seed, rank=dist_info.rank, world=dist_info.world)
+    steps_per_epoch = max(sampler.per_rank() // cfg.batch_size, 1)
+    total_steps = int(math.ceil(cfg.epochs * steps_per_epoch))
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    if overfit_batch:
+        total_steps = overfit_batch
+    if dry_run:
+        total_steps = 1
+
+    model = build_model(cfg).to(dev)
+    params = trainable_parameters(model, cfg)
+    controller = build_annealing(model, cfg)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    step, epoch, skip = 0, 0, 0
+    ckpt_path = out / CHECKPOINT
+    if resume and ckpt_path.exists() and not dry_run:
+        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        if state["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt_path} was written with a different config; use a new --out or --no-resume")
+        model.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        if controller is not None and state.get("annealing") is not None:
+            controller.load_state_dict(state["annealing"])
+        step, epoch, skip = int(state["step"]), int(state["epoch"]), int(state["skip"])
+        torch.set_rng_state(state["torch_rng"])
+
+    net = model
+    if dist_info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dist_info.local_rank] if dev.type == "cuda" else None)
+
+    validator = None
+    writing = dist_info.main and not dry_run
+    if writing:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        validator = WarpValidator(val_paths, cfg.height, cfg.width, cfg.val_pairs, seed=cfg.seed + 7)
+    metrics_path = out / "metrics.jsonl"
+
+    def log(row: dict) -> None:
+        if writing:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def save_checkpoint() -> None:
+        if not writing:
+            return
+        _atomic_torch_save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "annealing": controller.state_dict() if controller is not None else None,
+            "step": step, "epoch": epoch, "skip": skip, "config": cfg.to_dict(),
+            "torch_rng": torch.get_rng_state(), "elapsed_s": elapsed(),
+        }, ckpt_path)
+
+    def validate() -> dict:
+        if validator is None or not len(validator):
+            return {}
+        res = {"kind": "val", "step": step, **validator(model)}
+        if hpatches:
+            res.update(_hpatches_metrics(model, hpatches))
+        log(res)
+        plot_curves(metrics_path, out / "loss_curves.png")
+        return res
+
+    elapsed_before = 0.0
+    if resume and ckpt_path.exists() and not dry_run:
+        elapsed_before = float(state.get("elapsed_s", 0.0))
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - t_start
+
+    def progress_fraction() -> float:
+        frac = step / max(total_steps, 1)
+        if cfg.max_minutes:
+            frac = max(frac, elapsed() / (60.0 * cfg.max_minutes))
+        return frac
+
+    def out_of_time() -> bool:
+        return bool(cfg.max_minutes) and elapsed() >= 60.0 * cfg.max_minutes
+
+    fixed_batch = None
+    bad_steps = 0
+    last_val: dict = {}
+    t_start = time.time()
+    bar = tqdm(total=total_steps, initial=step, disable=not (progress and dist_info.main), desc=cfg.name,
+               dynamic_ncols=True)
+    set_train_mode(model, cfg)
+    while step < total_steps:
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                                             num_workers=cfg.num_workers, worker_init_fn=worker_init,
+                                             persistent_workers=False)
+        for batch in loader:
+            if overfit_batch:
+                fixed_batch = fixed_batch or batch
+                batch = fixed_batch
+            if controller is not None:
+                controller.step(step / steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(cfg, progress_fraction())
+            source, target = batch["source"].to(dev), batch["target"].to(dev)
+            if model.config.in_channels == 1:
+                source, target = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
+            outputs = net(torch.cat([source, target]))
+            b = source.shape[0]
+            out_s = {k: v[:b] for k, v in outputs.items()}
+            out_t = {k: v[b:] for k, v in outputs.items()}
+            losses = homographic_losses(out_s, out_t, batch["homography"].to(dev), cfg.loss, (cfg.width, cfg.height))
+            loss = losses["total"]
+            optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(loss):
+                bad_steps += 1
+                if bad_steps >= cfg.nan_patience:
+                    save_checkpoint()
+                    raise TrainingAborted(f"loss was non-finite for {bad_steps} consecutive steps (step {step}); "
+                                          f"last good checkpoint kept in {ckpt_path}")
+                continue
+            bad_steps = 0
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            clip_latent_weights(model)
+            step += 1
+            skip += b
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total_steps:
+                row = {"kind": "train", "step": step, "epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
+                       "time_s": round(elapsed(), 1),
+                       **{k: float(v.detach()) for k, v in losses.items()}}
+                if controller is not None:
+                    row["ana_scale_first"] = float(controller.groups[0][0].ana_scale)
+                    row["ana_scale_last"] = float(controller.groups[-1][0].ana_scale)
+                log(row)
+                bar.set_postfix(loss=f"{row['total']:.3f}", hit=f"{row['descriptor_hit_rate']:.2f}")
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint()
+            if step % cfg.val_every == 0:
+                last_val = validate()
+                set_train_mode(model, cfg)
+            if out_of_time():
+                total_steps = step
+            if step >= total_steps:
+                break
+        else:
+            epoch += 1
+            skip = 0
+            continue
+        if step >= total_steps:
+            break
+    bar.close()
+    if controller is not None:
+        controller.step(float("inf"))  # the end of every window: hard quantisers
+    if writing:
+        save_checkpoint()
+        final = validate() or last_val
+        sha = save_weights(model, out / FINAL, {"preset": cfg.preset, "stage": cfg.stage, "steps": str(step),
+                                                "config": json.dumps(cfg.to_dict())})
+        summary = {"steps": step, "wall_time_s": round(elapsed(), 1), "sha256": sha,
+                   "weights": str(out / FINAL), **{k: v for k, v in final.items() if k.startswith("val") or k.startswith("hp")}}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    return {"steps": step}
+
+
+def _hpatches_metrics(model, root) -> dict:
+    """HPatches-layout metrics at 320x240/top-300 through the evaluation package, when available."""
+    try:
+        from zippypoint.eval.api import evaluate_model_quick
+    except ImportError:
+        return {}
+    return {f"hp_{k}": v for k, v in evaluate_model_quick(model, root).items()}
