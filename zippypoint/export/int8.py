@@ -1,6 +1,6 @@
 """Real int8 for ONNX Runtime: static QDQ quantisation of the folded network.
 
-Recipe (measured choices are documented in ``docs/deployment.md``):
+Recipe (the measured choices are in ``export/README.md``):
 
 1. Export the folded deployment view (:class:`~zippypoint.export.folded.FoldedZippyPoint`, ``rounding=False``):
    BatchNorm folded, space-to-depth + 1x1 conv as a 2x2 stride-2 conv, fake-quantisers as ``Clip`` to their range.

@@ -7,6 +7,9 @@ Clip/Round arithmetic, so the dense maps match the PyTorch model to float precis
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -54,12 +57,19 @@ def trace_to_onnx(module: nn.Module, in_channels: int, *, opset: int = DEFAULT_O
     example = torch.rand(2, in_channels, h, w, generator=torch.Generator().manual_seed(0))
     dims = {0: Dim("batch", min=1, max=1024), 2: 8 * Dim("h8", min=3, max=4096), 3: 8 * Dim("w8", min=3, max=4096)}
     wrapped = _DenseOutputs(module).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # exporter deprecation chatter; failures still raise
-        program = torch.onnx.export(
-            wrapped, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_shapes={"image": dims}, opset_version=opset, verbose=False, report=False,
-        )
+    # the exporter logs optional-op registration notes (e.g. torchvision absent) and progress; failures still raise
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapped, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                dynamic_shapes={"image": dims}, opset_version=opset, verbose=False, report=False,
+            )
+    finally:
+        quiet.setLevel(level)
     proto = program.model_proto
     _name_dims(proto)
     return proto

@@ -1,0 +1,176 @@
+"""int8 QDQ export: integer kernels in ONNX Runtime, exact design scales, parity on real photos."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from export_helpers import PHOTOS, exported, reference_model, require_photos, sample_photos
+from onnx import numpy_helper
+
+from zippypoint.export.int8 import Int8Options, find_images, hswish_input_max, optimized_op_counts
+from zippypoint.export.metadata import ExportMetadata
+from zippypoint.io import prepare_image, read_image
+from zippypoint.postprocess import PostprocessConfig, dense_to_features
+
+NAMES = ("scores", "keypoints", "descriptors")
+
+
+def _session(path, optimize=True):
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if not optimize:  # QDQ executed literally: float ops between QuantizeLinear/DequantizeLinear pairs
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _features(dense, shape):
+    cfg = PostprocessConfig(max_keypoints=500)
+    return dense_to_features(dense["scores"][0], dense["keypoints"][0], dense["descriptors"][0],
+                             image_size=(shape[3], shape[2]), config=cfg)
+
+
+def keypoint_and_bit_agreement(ref, out, radius=1.0):
+    """(fraction of reference keypoints with an output keypoint within ``radius`` px,
+    fraction of equal descriptor bits over those pairs)."""
+    if len(ref["keypoints"]) == 0:
+        return 1.0, 1.0
+    if len(out["keypoints"]) == 0:
+        return 0.0, 0.0
+    d = np.linalg.norm(ref["keypoints"][:, None] - out["keypoints"][None], axis=2)
+    nearest = d.argmin(1)
+    ok = d[np.arange(len(nearest)), nearest] <= radius
+    if not ok.any():
+        return 0.0, 0.0
+    a = np.unpackbits(ref["descriptors"][ok], axis=1)
+    b = np.unpackbits(out["descriptors"][nearest[ok]], axis=1)
+    return float(ok.mean()), float((a == b).mean())
+
+
+def _photo_batches(count, size=(320, 240)):
+    return [prepare_image(read_image(p), 3, size)[0] for p in sample_photos(count)]
+
+
+def test_integer_kernels_after_optimisation():
+    ops = optimized_op_counts(exported("onnx-int8"))
+    # 19 int8 convs of the network + 8 threshold (sign) convs; only the score/location output convs stay fp32
+    assert ops["QLinearConv"] == 27
+    assert ops["Conv"] == 2
+    assert ops["QLinearAdd"] >= 8  # the residual additions
+
+
+def test_metadata_records_the_recipe():
+    proto = onnx.load(str(exported("onnx-int8")))
+    meta = ExportMetadata.from_props({p.key: p.value for p in proto.metadata_props})
+    assert meta.format == "onnx-int8" and meta.opset >= 17
+    recipe = meta.quantization_dict()
+    assert recipe["design_ranges"] and recipe["sign"] == "threshold" and recipe["calibration_images"] == 8
+    assert recipe["activations"] == "uint8"
+
+
+def test_design_scales_are_exact():
+    """The fake-quant grids (2*qmax/255, zero point 128) and the {0,1} sign codes appear as given; binary
+    weights have one int8 code per output channel."""
+    proto = onnx.load(str(exported("onnx-int8")))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    grids = set()
+    for n in proto.graph.node:
+        if n.op_type == "QuantizeLinear":
+            scale, zp = inits[n.input[1]], inits[n.input[2]]
+            grids.add((round(float(scale), 9), int(zp)))
+    for qmax in (1.0, 6.0):
+        assert (round(float(np.float32(2 * qmax / 255)), 9), 128) in grids
+    assert (round(float(np.float32(1 / 255)), 9), 0) in grids
+    model = reference_model()
+    binary_codes = 0
+    for n in proto.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8:
+            w = inits[n.input[0]]
+            if w.ndim == 4 and w.shape[1:] == (w.shape[1], 3, 3) and np.unique(np.abs(w)).tolist() == [127]:
+                binary_codes += 1
+    assert binary_codes == sum(1 for m in model.modules() if type(m).__name__ == "BinaryConv2d")
+
+
+def test_integer_kernels_match_the_qdq_graph():
+    """Runs now (random weights): ONNX Runtime's integer kernels compute the QDQ graph (executed literally
+    in float) closely enough for the 1 px / descriptor-bit requirement."""
+    path = exported("onnx-int8")
+    fast, literal = _session(path), _session(path, optimize=False)
+    kp, bits = [], []
+    for batch in _photo_batches(4):
+        a = dict(zip(NAMES, literal.run(None, {"image": batch}), strict=True))
+        b = dict(zip(NAMES, fast.run(None, {"image": batch}), strict=True))
+        k, d = keypoint_and_bit_agreement(_features(a, batch.shape), _features(b, batch.shape))
+        kp.append(k)
+        bits.append(d)
+    assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
+
+
+def test_int8_runs_at_other_sizes_and_batches():
+    s = _session(exported("onnx-int8"))
+    for shape in ((1, 3, 24, 24), (2, 3, 56, 88)):
+        out = s.run(None, {"image": np.random.default_rng(0).random(shape, dtype=np.float32)})
+        assert out[0].shape == (shape[0], 1, shape[2] // 8, shape[3] // 8)
+        assert out[2].shape == (shape[0], 256, shape[2] // 4, shape[3] // 4)
+        assert all(np.isfinite(o).all() for o in out)
+
+
+def _shipped_model():
+    from zippypoint.model.registry import create_model, get_preset
+
+    path = get_preset("zippypoint").weights_path()
+    if path is None or not path.exists():
+        pytest.skip(f"the int8-vs-PyTorch requirement is measured on trained weights; {path} does not exist yet "
+                    "(random weights are chaotic under half-gray-level input changes, see export/README.md)")
+    return create_model("zippypoint", pretrained=True).eval()
+
+
+@pytest.mark.slow
+def test_int8_matches_fake_quant_pytorch_on_photos(tmp_path):
+    """The requirement: >= 95% of keypoints within 1 px and >= 95% of descriptor bits equal, on real photos."""
+    from zippypoint.export.exporter import export_model
+
+    model = _shipped_model()
+    require_photos()
+    path = export_model("onnx-int8", tmp_path / "int8.onnx", "zippypoint", net=model,
+                        calibration_dir=PHOTOS, calibration_count=32)
+    s = _session(path)
+    kp, bits = [], []
+    for batch in _photo_batches(8, (640, 480)):
+        with torch.no_grad():
+            ref = {k: v.numpy() for k, v in model(torch.from_numpy(batch)).items()}
+        out = dict(zip(NAMES, s.run(None, {"image": batch}), strict=True))
+        k, d = keypoint_and_bit_agreement(_features(ref, batch.shape), _features(out, batch.shape))
+        kp.append(k)
+        bits.append(d)
+    print(json.dumps({"keypoints_within_1px": float(np.mean(kp)), "bits_equal": float(np.mean(bits))}))
+    assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="sign"):
+        Int8Options(sign="xnor")
+    with pytest.raises(ValueError, match="design_ranges"):
+        Int8Options(design_ranges=False, sign="threshold")
+    with pytest.raises(ValueError, match="calibration_method"):
+        Int8Options(calibration_method="mse")
+
+
+def test_hswish_input_range():
+    hswish = torch.nn.functional.hardswish
+    for out_max in (1.0, 127 * 2 / 255, 6.0, 127 * 12 / 255):
+        r = hswish_input_max(out_max)
+        assert float(hswish(torch.tensor(r))) == pytest.approx(min(out_max, r), rel=1e-6)
+
+
+def test_find_images(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        find_images(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="no images"):
+        find_images(tmp_path)
+    for i in range(5):
+        (tmp_path / f"{i}.jpg").write_bytes(b"x")
+    assert [p.name for p in find_images(tmp_path, 3)] == ["0.jpg", "2.jpg", "4.jpg"]
+    assert len(find_images(tmp_path)) == 5

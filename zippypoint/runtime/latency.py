@@ -1,0 +1,67 @@
+"""Latency of ONNX models under ONNX Runtime, measured side by side (torch-free)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_session(path: str | Path, threads: int = 2):
+    """A CPU session with the options used for every timing (full graph optimisation, fixed thread count)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def compare_latency(paths: dict[str, str | Path], size: tuple[int, int], *, runs: int = 20, warmup: int = 3,
+                    threads: int = 2, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Median/min/mean latency (ms) of each model on one (1, C, H, W) input of ``size`` = (W, H).
+
+    Runs are interleaved (model A, B, C, A, B, C, ...) so background load affects all models alike.
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    sessions = {name: make_session(p, threads) for name, p in paths.items()}
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, s in sessions.items():
+        inp = s.get_inputs()[0]
+        feeds[name] = {inp.name: rng.random((1, inp.shape[1], size[1], size[0]), dtype=np.float32)}
+    for name, s in sessions.items():
+        for _ in range(warmup):
+            s.run(None, feeds[name])
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(runs):
+        for name, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, feeds[name])
+            times[name].append((time.perf_counter() - t0) * 1000.0)
+    return {name: {"median_ms": float(np.median(t)), "min_ms": float(np.min(t)), "mean_ms": float(np.mean(t)),
+                   "runs": len(t)} for name, t in times.items()}
+
+
+def machine_description() -> dict[str, str]:
+    """CPU model, core count, OS and ONNX Runtime version, for benchmark notes."""
+    import os
+
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cores": str(os.cpu_count()), "os": platform.platform(),
+            "python": platform.python_version(), "onnxruntime": ort.__version__}
