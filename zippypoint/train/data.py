@@ -175,11 +175,14 @@ class HomographyPairDataset(torch.utils.data.Dataset):
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader workers: one OpenCV thread each (the training process owns the cores)."""
+    """DataLoader workers: one OpenCV thread each (the training process owns the cores).
+
+    Workers are spawned, not forked: forking a process whose OpenMP/OpenCV thread pools are
+    running can deadlock the child.
+    """
     import cv2
 
     cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def count_readable(paths: list[Path]) -> tuple[int, list[Path]]:

@@ -25,6 +25,7 @@ class LossConfig:
     negative_radius: float = 4.0  # px: negatives must lie at least this far from the positive
     margin: float = 0.2  # triplet margin in unit-vector units (distances divided by sqrt(k))
     descriptor_ones: int = 64  # k of the LML projection / top-k binarisation
+    descriptor_gain: float = 3.0  # LML input = gain * per-descriptor standardised values (sets the softness)
     border_cells: int = 1  # ignore this many rings of cells at the image border
 
 
@@ -50,6 +51,20 @@ def sample_cell_map(cell_map: torch.Tensor, points: torch.Tensor, cell: int = 8)
     return out.squeeze(2).transpose(1, 2)
 
 
+def soft_codes(raw: torch.Tensor, k: int, gain: float) -> torch.Tensor:
+    """Soft k-of-D codes: LML of each descriptor standardised over its channels, times ``gain``.
+
+    Standardising a row is a monotonic map, so the top-k bits at inference are unchanged; it fixes
+    the LML's softness independently of the raw output scale, which is tiny at initialisation and
+    would otherwise leave every code near k/D and the triplet loss without signal.
+    """
+    from zippypoint.binary_desc.lml import lml_projection
+
+    mean = raw.mean(dim=-1, keepdim=True)
+    std = raw.std(dim=-1, keepdim=True).clamp_min(1e-6)
+    return lml_projection((raw - mean) / std * gain, k)
+
+
 def border_mask(h: int, w: int, rings: int, device) -> torch.Tensor:
     m = torch.zeros(h, w, dtype=torch.bool, device=device)
     m[rings : h - rings, rings : w - rings] = True
@@ -59,8 +74,6 @@ def border_mask(h: int, w: int, rings: int, device) -> torch.Tensor:
 def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: LossConfig,
                        image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
     """Returns a dict of scalar losses (``total`` included) and diagnostics."""
-    from zippypoint.binary_desc.lml import lml_projection
-
     width, height = image_size
     kp_s, kp_t = _flatten_points(out_s["keypoints"]), _flatten_points(out_t["keypoints"])
     sc_s, sc_t = out_s["scores"].flatten(1), out_t["scores"].flatten(1)
@@ -96,9 +109,10 @@ def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: 
 
     # descriptors: LML outputs (soft 64-of-256 codes); distances in unit-vector units
     k = cfg.descriptor_ones
-    anchor = lml_projection(sample_map(out_s["descriptors"], kp_s, width, height), k)
-    positive = lml_projection(sample_map(out_t["descriptors"], warped, width, height), k)
-    negatives = lml_projection(sample_map(out_t["descriptors"], kp_t, width, height), k)
+    g = cfg.descriptor_gain
+    anchor = soft_codes(sample_map(out_s["descriptors"], kp_s, width, height), k, g)
+    positive = soft_codes(sample_map(out_t["descriptors"], warped, width, height), k, g)
+    negatives = soft_codes(sample_map(out_t["descriptors"], kp_t, width, height), k, g)
     scale = 1.0 / math.sqrt(k)
     d_pos = (anchor - positive).norm(dim=-1) * scale
     d_neg_all = torch.cdist(anchor, negatives) * scale

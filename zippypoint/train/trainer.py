@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         sampler.set_epoch(epoch, skip)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                                              num_workers=cfg.num_workers, worker_init_fn=worker_init,
-                                             persistent_workers=False)
+                                             multiprocessing_context="spawn" if cfg.num_workers > 0 else None)
         for batch in loader:
             if overfit_batch:
                 fixed_batch = fixed_batch or batch
@@ -340,9 +340,21 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                                                 "config": json.dumps(cfg.to_dict())})
         summary = {"steps": step, "wall_time_s": round(elapsed(), 1), "sha256": sha,
                    "weights": str(out / FINAL), **{k: v for k, v in final.items() if k.startswith("val") or k.startswith("hp")}}
+        summary["weights_digest"] = state_digest(model)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
-    return {"steps": step}
+    return {"steps": step, "weights_digest": state_digest(model)}
+
+
+def state_digest(model) -> str:
+    """sha256 over the model's state dict (names and bytes): equal digests = identical weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _hpatches_metrics(model, root) -> dict:

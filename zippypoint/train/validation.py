@@ -5,17 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from zippypoint.eval.protocol import corner_error, estimate_homography
 from zippypoint.train.data import HomographyPairDataset, norm_to_pixel_matrix
-
-
-def corner_error(h_true: np.ndarray, h_est: np.ndarray, width: int, height: int) -> float:
-    """Mean distance of the 4 image corners mapped by the true and the estimated homography."""
-    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], float).T
-    a = h_true @ corners
-    b = h_est @ corners
-    a = a[:2] / a[2:]
-    b = b[:2] / b[2:]
-    return float(np.linalg.norm(a - b, axis=0).mean())
 
 
 class WarpValidator:
@@ -34,8 +25,6 @@ class WarpValidator:
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, batch_size: int = 8) -> dict[str, float]:
-        import cv2
-
         from zippypoint.binary_desc.matcher import match_hamming
         from zippypoint.postprocess import PostprocessConfig, dense_to_features
 
@@ -72,9 +61,8 @@ class WarpValidator:
                     proj = np.c_[ps, np.ones(len(ps))] @ h_pix.T
                     proj = proj[:, :2] / proj[:, 2:]
                     precisions.append(float((np.linalg.norm(proj - pt, axis=1) < 3).mean()))
-                    cv2.setRNGSeed(0)
-                    h_est, _ = cv2.findHomography(ps, pt, cv2.RANSAC, 3.0, maxIters=5000)
-                    errors.append(np.inf if h_est is None else corner_error(h_pix, h_est, self.width, self.height))
+                    h_est = estimate_homography(ps, pt)
+                    errors.append(corner_error(h_pix, h_est, (self.width, self.height)))
         finally:
             model.train(was_training)
         errors = np.asarray(errors)

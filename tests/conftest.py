@@ -1,0 +1,37 @@
+"""Shared fixtures: real photos, tiny models, the shared data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("ZIPPYPOINT_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def photo_bgr() -> np.ndarray:
+    """A real photo bundled with scikit-image (BGR uint8, 400x600)."""
+    from zippypoint.demo import sample_photo
+
+    return sample_photo("coffee")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"shared data folder not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def shipped_weights_available(name: str = "zippypoint") -> bool:
+    from zippypoint.model.registry import get_preset
+
+    path = get_preset(name).weights_path()
+    return bool(path and path.exists())
+
+
+requires_weights = pytest.mark.skipif(not shipped_weights_available(), reason="shipped zippypoint weights not present")

@@ -1,0 +1,88 @@
+"""Robust image reading and conversion (STYLE.md checklist)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from zippypoint.io import ImageReadError, PrepInfo, prepare_image, read_image, to_float_channels
+
+
+def test_missing_path_directory_empty_and_text_files(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="directory"):
+        read_image(tmp_path)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match="0 bytes"):
+        read_image(empty)
+    text = tmp_path / "text.png"
+    text.write_text("this is not an image")
+    with pytest.raises(ImageReadError, match="not a decodable image"):
+        read_image(text)
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((300, 400), np.uint8))
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded an image above the pixel limit")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decode)
+    with pytest.raises(ImageReadError, match="exceeds the limit"):
+        read_image(path, max_pixels=100_000)
+
+
+def test_uint16_is_scaled_by_65535():
+    img = np.full((32, 40), 65535, np.uint16)
+    img[0, 0] = 0
+    chw = to_float_channels(img, 1)
+    assert chw.shape == (1, 32, 40) and chw[0, 1, 1] == 1.0 and chw[0, 0, 0] == 0.0
+
+
+def test_bgra_drops_alpha_and_bgr_becomes_rgb():
+    img = np.zeros((24, 24, 4), np.uint8)
+    img[..., 0] = 255  # blue
+    img[..., 3] = 7
+    chw = to_float_channels(img, 3)
+    assert chw.shape == (3, 24, 24)
+    assert chw[2].min() == 1.0 and chw[0].max() == 0.0  # blue ends in the last RGB channel
+
+
+@pytest.mark.parametrize("bad, err", [
+    (np.zeros((24, 24, 2), np.uint8), ValueError),  # 2 channels
+    (np.zeros((2, 24, 24, 3), np.uint8), ValueError),  # wrong rank
+    (np.zeros((0, 24), np.uint8), ValueError),  # empty
+    (np.full((24, 24), np.nan, np.float32), ValueError),  # NaN
+    (np.full((24, 24), np.inf, np.float32), ValueError),  # Inf
+    (np.full((24, 24), 2.0, np.float32), ValueError),  # float outside [0, 1]
+    (np.zeros((24, 24), np.int32), TypeError),  # unsupported dtype
+    ([[0, 1]], TypeError),  # not an array
+])
+def test_bad_arrays_raise_specific_errors(bad, err):
+    with pytest.raises(err):
+        to_float_channels(bad, 3)
+
+
+def test_too_small_image_is_refused():
+    with pytest.raises(ValueError, match="at least"):
+        prepare_image(np.zeros((16, 100), np.uint8), 1)
+
+
+def test_non_multiple_of_8_is_padded_and_mapped_back():
+    batch, info = prepare_image(np.zeros((61, 99, 3), np.uint8), 3)
+    assert batch.shape == (1, 3, 64, 104) and batch.dtype == np.float32
+    assert info == PrepInfo((99, 61), (99, 61), (104, 64))
+    kp = np.array([[10.0, 20.0], [103.0, 63.0]], np.float32)
+    out = info.to_original(kp)
+    assert np.allclose(out[0], kp[0]) and out[1].tolist() == [98.0, 60.0]  # clipped into the image
+
+
+def test_resize_maps_keypoints_with_pixel_centre_convention():
+    _, info = prepare_image(np.zeros((480, 640), np.uint8), 1, resize="320x240")
+    assert info.resized_size == (320, 240)
+    out = info.to_original(np.array([[-0.5 + 160, -0.5 + 120]], np.float32))
+    assert np.allclose(out, [[-0.5 + 320, -0.5 + 240]])

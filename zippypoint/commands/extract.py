@@ -1,0 +1,77 @@
+"""`zippypoint extract`: keypoints and descriptors for images, one .npz per image."""
+
+from __future__ import annotations
+
+import argparse
+
+from zippypoint.commands._common import add_extractor_args, make_extractor
+
+
+def register(sub) -> None:
+    p = sub.add_parser("extract", help="detect and describe images; write DIR/<stem>.npz",
+                       description="Writes DIR/<image stem>.npz with arrays keypoints [N,2] float32, "
+                                   "scores [N] float32 and descriptors [N,32] uint8 (packed 256-bit, LSB-first).")
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    add_extractor_args(p)
+    p.set_defaults(func=run)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list, list[tuple[str, str]]]:
+    """Expand folders; returns (image paths, [(path, reason)] for inputs that are not usable)."""
+    from pathlib import Path
+
+    from zippypoint.train.data import IMAGE_SUFFIXES
+
+    paths, problems = [], []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append((item, "folder contains no images"))
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            problems.append((item, "no such file or folder"))
+    return paths, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from zippypoint.model.weights import WeightsError
+
+    paths, failures = collect_inputs(args.inputs)
+    try:
+        extractor = make_extractor(args)
+    except (WeightsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stems: dict[str, Path] = {}
+    written = 0
+    for path in tqdm(paths, desc="extract", unit="img", disable=len(paths) < 2):
+        stem = path.stem
+        if stem in stems:
+            failures.append((str(path), f"same stem as {stems[stem]}; its .npz would be overwritten"))
+            continue
+        try:
+            feats = extractor.extract(path)
+        except (ValueError, TypeError) as exc:
+            failures.append((str(path), str(exc)))
+            continue
+        stems[stem] = path
+        np.savez(out / f"{stem}.npz", keypoints=feats["keypoints"], scores=feats["scores"],
+                 descriptors=feats["descriptors"])
+        written += 1
+    for path, reason in failures:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    print(f"wrote {written} file(s) to {out}; {len(failures)} failed")
+    return 1 if failures else 0
