@@ -21,47 +21,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from zippypoint.bench.matching import as_pairs, make_pair, numpy_bruteforce
 from zippypoint.binary_desc.matcher import faiss_available, match_hamming
-
-
-def random_codes(rng: np.random.Generator, n: int, n_bits: int = 256, ones: int = 64) -> np.ndarray:
-    """Bool bits [n, n_bits] with exactly ``ones`` set per row."""
-    bits = np.zeros((n, n_bits), bool)
-    np.put_along_axis(bits, np.argsort(rng.random((n, n_bits)), axis=1)[:, :ones], True, axis=1)
-    return bits
-
-
-def perturb(rng: np.random.Generator, bits: np.ndarray, swaps: int) -> np.ndarray:
-    """Move ``swaps`` of each row's ones to zero positions (the count of ones is kept)."""
-    out = bits.copy()
-    for row in out:
-        on, off = np.flatnonzero(row), np.flatnonzero(~row)
-        row[rng.choice(on, swaps, replace=False)] = False
-        row[rng.choice(off, swaps, replace=False)] = True
-    return out
-
-
-def make_pair(n: int, overlap: float, swaps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    bits1 = random_codes(rng, n)
-    bits2 = random_codes(rng, n)
-    shared = rng.choice(n, int(overlap * n), replace=False)
-    bits2[rng.permutation(shared)] = perturb(rng, bits1[shared], swaps)
-    pack = lambda b: np.packbits(b, axis=1, bitorder="little")  # noqa: E731
-    return pack(bits1), pack(bits2)
-
-
-def numpy_bruteforce(a: np.ndarray, b: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
-    """Plain mutual NN: XOR + np.bitwise_count on broadcast uint64 words, chunked over rows."""
-    a64, b64 = a.view(np.uint64), b.view(np.uint64)
-    dist = np.empty((len(a), len(b)), np.int32)
-    for s in range(0, len(a), rows_per_chunk):
-        dist[s : s + rows_per_chunk] = np.bitwise_count(a64[s : s + rows_per_chunk, None, :] ^ b64[None]).sum(
-            -1
-        )
-    fwd, bwd = dist.argmin(axis=1), dist.argmin(axis=0)
-    rows = np.flatnonzero(bwd[fwd] == np.arange(len(a)))
-    return np.stack([rows, fwd[rows]], axis=1)
 
 
 def faiss_raw_mutual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -77,13 +38,6 @@ def faiss_raw_mutual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def opencv_crosscheck(matcher: cv2.BFMatcher) -> Callable[[np.ndarray, np.ndarray], list]:
     return lambda a, b: matcher.match(a, b)
-
-
-def as_pairs(result) -> np.ndarray:
-    if isinstance(result, np.ndarray):
-        return result
-    pairs = np.array([(m.queryIdx, m.trainIdx) for m in result], np.int64).reshape(-1, 2)
-    return pairs[np.argsort(pairs[:, 0], kind="stable")]
 
 
 def methods(with_faiss_knn: bool) -> dict[str, Callable]:

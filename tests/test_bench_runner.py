@@ -1,0 +1,174 @@
+"""``zippypoint benchmark`` end to end on a tiny setting (2 runs at 160x120, ORB and our PyTorch runtime):
+the JSON structure, medians <= p90, the files written, and staged timing computing what ``extract`` computes.
+No timing assertions: the machine is shared."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skdata
+
+from zippypoint.bench.methods import MethodFactory, check_method_name
+from zippypoint.bench.models import ExportCache, resolve_weights
+from zippypoint.bench.report import attach_accuracy, markdown_report, write_outputs
+from zippypoint.bench.runner import BenchmarkConfig, parse_resolution
+from zippypoint.cli import main
+
+METHODS = ["orb", "zippypoint:pytorch"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    paths = []
+    for name in ("astronaut", "coffee"):
+        path = root / f"{name}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(getattr(skdata, name)(), cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, photos):
+    out = tmp_path_factory.mktemp("bench-out")
+    code = main(["benchmark", "--out", str(out), "--resolutions", "160x120", "--runs", "2", "--warmup", "1",
+                 "--threads", "1", "--methods", ",".join(METHODS), "--images", ",".join(map(str, photos)),
+                 "--matching-sizes", "64", "--no-profile", "--random-weights", "--work", str(out / "work"),
+                 "--quiet"])
+    return code, out, json.loads((out / "benchmark.json").read_text())
+
+
+def test_exit_code_and_files(run):
+    code, out, _ = run
+    assert code == 0
+    for name in ("benchmark.json", "benchmark.md", "speed.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert not (out / "speed_vs_accuracy.png").exists()  # no --accuracy
+
+
+def test_json_structure(run):
+    _, _, results = run
+    assert results["schema"] == "zippypoint-benchmark/1"
+    settings = results["settings"]
+    assert settings["runs"] == 2 and settings["warmup"] == 1 and settings["threads"] == 1
+    assert settings["resolutions"] == [{"size": "160x120", "top_k": 62}]
+    env = results["environment"]
+    for key in ("cpu", "isa", "threads", "libraries", "load_average_start", "load_average_end", "usable_cores"):
+        assert key in env
+    assert env["threads"] == 1
+    assert results["weights"]["zippypoint"]["source"] == "random"
+    methods = results["resolutions"]["160x120"]["methods"]
+    assert set(methods) == set(METHODS)
+    assert results["skipped"] == {} and results["failed"] == {}
+    for entry in methods.values():
+        for stats in [entry["end_to_end"], entry["matching"], *entry["stages"].values()]:
+            assert stats["runs"] == 2
+            assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] <= stats["max_ms"]
+        assert entry["fps"] == pytest.approx(1000 / entry["end_to_end"]["median_ms"])
+        assert 0 <= entry["keypoints"] <= 62
+        assert entry["matches"] <= min(entry["matching_keypoints"])
+    assert set(methods["zippypoint:pytorch"]["stages"]) == {"pre", "network", "post"}
+    assert "random" in methods["zippypoint:pytorch"]["weights"]
+    assert methods["orb"]["stages"] == {}
+    rows = results["matching_throughput"]
+    assert {r["n"] for r in rows} == {64} and all(r["median_ms"] <= r["p90_ms"] for r in rows)
+    assert results["summary"]["resolutions"]["160x120"]["ours_fps"] is None  # int8 was not asked for
+
+
+def test_markdown_report_names_machine_and_methods(run):
+    _, out, results = run
+    text = (out / "benchmark.md").read_text()
+    assert results["environment"]["cpu"] in text
+    assert "## 160x120 (top-62)" in text and "`zippypoint:pytorch`" in text and "`orb`" in text
+    assert "Load average" in text and "random (timing only" in text
+
+
+def test_speed_against_accuracy(run, tmp_path):
+    _, _, results = run
+    evaluation = {"methods": {
+        "orb": {"resolutions": {"160x120": {"summary": {"correctness_3": 0.5}}}},
+        "zippypoint=some/checkpoint.safetensors": {"resolutions": {"160x120": {"summary": {"correctness_3": 0.75}}}},
+        "sift": {"skipped": "no SIFT"},
+    }}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(evaluation))
+    attach_accuracy(results, path)
+    methods = results["resolutions"]["160x120"]["methods"]
+    assert methods["orb"]["accuracy"] == {"c3": 0.5, "from": "orb"}
+    assert methods["zippypoint:pytorch"]["accuracy"]["c3"] == 0.75  # via the <preset>=* fallback
+    written = write_outputs(results, tmp_path / "out")
+    assert tmp_path / "out" / "speed_vs_accuracy.png" in written
+    assert "| C3 |" in markdown_report(results)
+    path.write_text(json.dumps({"not": "an evaluation"}))
+    with pytest.raises(ValueError, match="results.json"):
+        attach_accuracy(results, path)
+
+
+def test_staged_run_computes_what_extract_computes(photos, tmp_path):
+    from zippypoint.eval.hpatches import read_image_bgr, resize_image
+    from zippypoint.extractor import Extractor, ExtractorConfig
+
+    weights = {"zippypoint": resolve_weights("zippypoint", random_weights=True)}
+    exports = ExportCache(tmp_path)
+    method = MethodFactory(exports, weights, threads=1).build("zippypoint:pytorch", 100)
+    image = resize_image(read_image_bgr(photos[0]), (160, 120))
+    feats, stages = method.run(image)
+    reference = Extractor(exports.network(weights["zippypoint"]), config=ExtractorConfig(max_keypoints=100))
+    expected = reference.extract(image)
+    for key in ("keypoints", "scores", "descriptors"):
+        np.testing.assert_array_equal(feats[key], expected[key])
+    assert set(stages) == {"pre", "network", "post"}
+    pairs = method.match(feats, feats)
+    assert pairs.dtype == np.int64 and pairs.shape[1] == 2
+
+
+def test_bad_arguments_exit_with_2(tmp_path, capsys):
+    assert main(["benchmark", "--out", str(tmp_path), "--methods", "nope", "--quiet"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    assert main(["benchmark", "--out", str(tmp_path), "--runs", "0", "--quiet"]) == 2
+    assert main(["benchmark", "--out", str(tmp_path), "--resolutions", "10x10", "--quiet"]) == 2
+    assert main(["benchmark", "--out", str(tmp_path), "--weights", "zippypoint", "--quiet"]) == 2
+
+
+def test_method_names_and_resolutions():
+    check_method_name("zippypoint-fp:onnx-fp32")
+    check_method_name("xfeat")
+    for bad in ("zippypoint", "zippypoint:tflite", "unknown:pytorch", "superpoint"):
+        with pytest.raises(ValueError, match="unknown method"):
+            check_method_name(bad)
+    assert parse_resolution("640x480").top_k == 1000
+    assert parse_resolution("320x240").top_k == 300
+    assert parse_resolution("512x384:500").top_k == 500
+    assert parse_resolution("160x120").top_k == 62
+    with pytest.raises(ValueError):
+        BenchmarkConfig(images=("only-one.png",))
+
+
+@pytest.mark.slow
+def test_onnx_runtimes_and_profile(tmp_path, photos):
+    """ONNX Runtime fp32 export, timed with stages, then profiled by layer (exports take tens of seconds)."""
+    out = tmp_path / "out"
+    code = main(["benchmark", "--out", str(out), "--resolutions", "160x120", "--runs", "2", "--warmup", "1",
+                 "--threads", "1", "--methods", "zippypoint:onnx-fp32,zippypoint:coreml",
+                 "--images", ",".join(map(str, photos)), "--matching-sizes", "none", "--profile-runs", "2",
+                 "--random-weights", "--work", str(tmp_path / "work"), "--quiet"])
+    assert code == 0
+    results = json.loads((out / "benchmark.json").read_text())
+    entry = results["resolutions"]["160x120"]["methods"]["zippypoint:onnx-fp32"]
+    assert set(entry["stages"]) == {"pre", "network", "post"}
+    prof = results["profiles"]["zippypoint:onnx-fp32"]
+    assert prof["size"] == "160x120" and prof["by_layer"][0]["layer"] in {
+        "conv_in", "down1", "block1a", "block1b", "down2", "block2a", "block2b", "down3", "block3a", "block3b",
+        "block4a", "block4b", "score_conv", "loc_conv", "desc_conv1", "desc_conv2", "desc_conv3", "desc_out"}
+    assert (out / "profile_zippypoint_onnx-fp32.md").is_file() and (out / "profile_zippypoint_onnx-fp32.png").is_file()
+    assert "zippypoint:coreml" in results["skipped"] or "zippypoint:coreml" in results["resolutions"]["160x120"]["methods"]
+    # the export is cached: a second run reuses it
+    exported = sorted((tmp_path / "work").glob("*.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    assert main(["benchmark", "--out", str(out), "--resolutions", "64x48", "--runs", "1", "--warmup", "0",
+                 "--threads", "1", "--methods", "zippypoint:onnx-fp32", "--images", ",".join(map(str, photos)),
+                 "--matching-sizes", "none", "--no-profile", "--random-weights", "--work", str(tmp_path / "work"),
+                 "--quiet"]) == 0
+    assert sorted((tmp_path / "work").glob("*.onnx")) == exported and exported[0].stat().st_mtime_ns == stamp

@@ -1,0 +1,295 @@
+"""The speed benchmark: every method on the same photos at each resolution, interleaved, then matching
+throughput and the per-layer profile. ``run_benchmark(config) -> results`` (a JSON-able dict, structure in
+``zippypoint.bench.report``); ``zippypoint benchmark`` writes it with the Markdown table and charts.
+
+Timing protocol: each method is built and warmed up (``warmup`` extractions cycling over the photos, so
+every photo's features exist), then ``runs`` rounds each time one extraction per method, on photo
+``round % photos``, and one matching of the first two photos' features. The order of methods rotates
+every round so that background load and cache effects spread over all methods alike.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zippypoint.bench.timing import fps, summarize_ms
+
+DEFAULT_DATA = Path("../shared/data/hpatches-dev")
+DEFAULT_RESOLUTIONS = ("320x240", "640x480")
+PROFILE_RUNTIMES = {"onnx-int8", "onnx-fp32"}
+SCHEMA = "zippypoint-benchmark/1"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    resolutions: tuple[str, ...] = DEFAULT_RESOLUTIONS  # "WxH" or "WxH:TOPK"; 320x240 keeps 300, 640x480 1000
+    runs: int = 20  # timed rounds per resolution (median and p90 over them)
+    warmup: int = 3  # untimed extractions per method before timing (at least one per photo)
+    threads: int | None = None  # threads for torch, OpenCV, faiss and ONNX Runtime; None = usable cores
+    methods: tuple[str, ...] | None = None  # None = zippypoint.bench.methods.DEFAULT_METHODS
+    images: tuple[str, ...] = ()  # photos to time on (two or more); () = images 1 and 2 of the first sequence
+    data: str = str(DEFAULT_DATA)  # HPatches-layout folder used when images is empty
+    work: str = "runs/benchmark-work"  # export cache
+    weights: tuple[tuple[str, str], ...] = ()  # (preset, safetensors file) overrides
+    random_weights: bool = False  # time our presets with random weights even when trained ones exist
+    calibration_dir: str | None = None  # int8 calibration photos (default: the exporter's)
+    calibration_count: int = 64  # photos used for int8 calibration
+    matching_sizes: tuple[int, ...] = (1024, 2048, 4096)  # n for the n x n matching throughput; () = skip
+    profile: bool = True  # per-layer ONNX Runtime profile of our ONNX models
+    profile_runs: int = 10  # profiled runs (after 2 warm-up runs)
+    accuracy: str | None = None  # evaluation results.json for speed vs accuracy
+    extra: dict = field(default_factory=dict)  # free-form notes recorded in the results
+
+    def __post_init__(self) -> None:
+        if self.runs < 1 or self.warmup < 0 or self.profile_runs < 1:
+            raise ValueError(f"need runs >= 1, warmup >= 0, profile_runs >= 1; got {self.runs}, {self.warmup}, "
+                             f"{self.profile_runs}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if not self.resolutions:
+            raise ValueError("need at least one resolution")
+        for text in self.resolutions:
+            parse_resolution(text)
+        if any(n < 2 for n in self.matching_sizes):
+            raise ValueError(f"matching sizes must be >= 2, got {self.matching_sizes}")
+        if self.images and len(self.images) < 2:
+            raise ValueError(f"give at least two photos (the matching stage matches the first two), got {self.images}")
+
+
+def parse_resolution(text: str):
+    """``"320x240"`` / ``"640x480"`` (top-k 300 / 1000, as the evaluation), ``"WxH:K"``, or ``"WxH"`` with
+    top-k scaled from 1000 at 640x480 by the pixel count."""
+    from zippypoint.eval.runner import STANDARD_RESOLUTIONS, Resolution
+    from zippypoint.eval.runner import parse_resolution as parse_eval
+
+    text = text.strip()
+    if text in STANDARD_RESOLUTIONS or ":" in text:
+        return parse_eval(text)
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if not match:
+        raise ValueError(f"resolution must look like 640x480 or 640x480:1000, got {text!r}")
+    w, h = int(match.group(1)), int(match.group(2))
+    if w < 24 or h < 24:
+        raise ValueError(f"resolution must be at least 24x24, got {text}")
+    return Resolution(w, h, max(1, round(1000 * w * h / (640 * 480))))
+
+
+def load_photos(config: BenchmarkConfig) -> tuple[list[np.ndarray], list[str]]:
+    """uint8 BGR photos and their names: ``config.images``, else images 1 and 2 of the first sequence under
+    ``config.data``, else two photos bundled with scikit-image."""
+    from zippypoint.eval.hpatches import find_sequences, read_image_bgr
+
+    if config.images:
+        return [read_image_bgr(p) for p in config.images], [str(p) for p in config.images]
+    try:
+        sequence = find_sequences(config.data)[0]
+        paths = [sequence.images[k] for k in sorted(sequence.images)[:2]]
+        return [read_image_bgr(p) for p in paths], [str(p) for p in paths]
+    except (FileNotFoundError, ValueError, IndexError):
+        import skimage.data
+
+        names = ["astronaut", "coffee"]
+        return ([np.ascontiguousarray(getattr(skimage.data, n)()[:, :, ::-1]) for n in names],
+                [f"skimage.data.{n}" for n in names])
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_benchmark(config: BenchmarkConfig, *, progress: bool = True, log: Callable[[str], None] = _say) -> dict:
+    """Run the whole benchmark (see the module docstring); returns the results dict."""
+    from zippypoint.bench import environment
+    from zippypoint.bench.methods import DEFAULT_METHODS, MethodFactory, check_method_name
+    from zippypoint.bench.models import ExportCache, resolve_weights
+
+    names = list(config.methods or DEFAULT_METHODS)
+    for name in names:
+        check_method_name(name)
+    resolutions = [parse_resolution(r) for r in config.resolutions]
+    threads = config.threads or environment.usable_cores()
+    needs_torch = any(n not in ("orb", "sift") for n in names)  # kornia peers, our networks and their exports
+    environment.set_threads(threads, torch=needs_torch)
+    env = environment.capture_environment(threads)
+    photos, photo_names = load_photos(config)
+
+    weights = {}
+    for preset, file in config.weights:
+        weights[preset] = resolve_weights(preset, file)
+    if config.random_weights:
+        for preset in {n.partition(":")[0] for n in names if ":" in n} - set(weights):
+            weights[preset] = resolve_weights(preset, random_weights=True)
+    exports = ExportCache(config.work, calibration_dir=config.calibration_dir,
+                          calibration_count=config.calibration_count)
+    factory = MethodFactory(exports, weights, threads)
+
+    results: dict = {
+        "schema": SCHEMA,
+        "settings": {
+            "resolutions": [{"size": r.label, "top_k": r.top_k} for r in resolutions],
+            "runs": config.runs, "warmup": config.warmup, "threads": threads, "methods": names,
+            "images": photo_names, "work": str(config.work), "matching_sizes": list(config.matching_sizes),
+            "timing": "median and p90 over interleaved rounds; fps = 1000 / median end-to-end extraction ms; "
+                      "photos pre-resized (cv2.resize) to the resolution outside the timing",
+            **config.extra,
+        },
+        "environment": env,
+        "weights": {},
+        "skipped": {},
+        "failed": {},
+        "resolutions": {},
+    }
+
+    built: dict[str, dict] = {}
+    for res in resolutions:
+        built[res.label] = {}
+        for name in names:
+            if name in results["skipped"]:
+                continue
+            log(f"preparing {name} at {res.label} (top-{res.top_k})")
+            try:
+                built[res.label][name] = factory.build(name, res.top_k)
+            except Exception as exc:  # unavailable here (MethodUnavailable) or broken: record, go on
+                results["skipped"][name] = f"{type(exc).__name__}: {exc}"
+                log(f"skipping {name}: {exc}")
+    for preset, choice in factory.weights.items():
+        results["weights"][preset] = {"label": choice.label, "source": choice.source, "path": choice.path,
+                                      "sha256": choice.sha256}
+
+    steps = sum(len(m) for m in built.values()) * (config.warmup + config.runs) + len(config.matching_sizes)
+    from tqdm import tqdm
+
+    with tqdm(total=steps, desc="benchmark", unit="call", file=sys.stderr, disable=not progress) as bar:
+        for res in resolutions:
+            images = [_resize(p, res.size) for p in photos]
+            results["resolutions"][res.label] = _time_resolution(built[res.label], images, res, config, results,
+                                                                 bar)
+        if config.matching_sizes:
+            from zippypoint.bench.matching import matching_throughput
+
+            bar.set_postfix_str("matching throughput")
+            results["matching_throughput"] = matching_throughput(config.matching_sizes, runs=config.runs,
+                                                                 progress=bar.update)
+    if config.profile:
+        results["profiles"] = _profiles(built, exports, factory, resolutions, config, threads, log)
+    results["environment"]["load_average_end"] = environment.load_average()
+    results["environment"]["thread_settings"] = environment.thread_settings()
+    results["summary"] = summarize(results)
+    if config.accuracy:
+        from zippypoint.bench.report import attach_accuracy
+
+        attach_accuracy(results, config.accuracy)
+    return results
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from zippypoint.eval.hpatches import resize_image
+
+    return resize_image(image, size)
+
+
+def _time_resolution(methods: dict, images: list[np.ndarray], res, config: BenchmarkConfig, results: dict,
+                     bar) -> dict:
+    """Warm up every method, then time interleaved rounds; returns {"top_k", "methods": {...}}."""
+    features: dict[str, list] = {}
+    for name, method in list(methods.items()):
+        bar.set_postfix_str(f"{res.label} warm-up {name}")
+        try:
+            feats = [None] * len(images)
+            for i in range(max(config.warmup, len(images))):
+                feats[i % len(images)] = method.run(images[i % len(images)])[0]
+                if i < config.warmup:
+                    bar.update()
+            method.match(feats[0], feats[1])
+            features[name] = feats
+        except Exception as exc:
+            results["failed"][f"{name} @ {res.label}"] = f"{type(exc).__name__}: {exc}"
+            del methods[name]
+    stages: dict[str, dict[str, list[float]]] = {name: {} for name in methods}
+    total: dict[str, list[float]] = {name: [] for name in methods}
+    match_ms: dict[str, list[float]] = {name: [] for name in methods}
+    counts: dict[str, list[int]] = {name: [] for name in methods}
+    order = list(methods)
+    bar.set_postfix_str(f"{res.label} timing")
+    for r in range(config.runs):
+        shift = r % len(order) if order else 0
+        for name in order[shift:] + order[:shift]:
+            method = methods[name]
+            image = images[r % len(images)]
+            t0 = time.perf_counter()
+            feats, laps = method.run(image)
+            total[name].append((time.perf_counter() - t0) * 1e3)
+            counts[name].append(len(feats["scores"]))
+            for stage, ms in laps.items():
+                stages[name].setdefault(stage, []).append(ms)
+            f1, f2 = features[name][0], features[name][1]
+            t0 = time.perf_counter()
+            method.match(f1, f2)
+            match_ms[name].append((time.perf_counter() - t0) * 1e3)
+            bar.update()
+    out = {}
+    for name, method in methods.items():
+        e2e = summarize_ms(total[name])
+        f1, f2 = features[name][0], features[name][1]
+        out[name] = {
+            "runtime": method.runtime,
+            "weights": method.weights,
+            "matcher": method.matcher,
+            "accuracy_names": list(method.accuracy_names),
+            "keypoints": int(np.median(counts[name])),
+            "stages": {stage: summarize_ms(v) for stage, v in stages[name].items()},
+            "end_to_end": e2e,
+            "fps": fps(e2e["median_ms"]),
+            "matching": summarize_ms(match_ms[name]),
+            "matching_keypoints": [len(f1["scores"]), len(f2["scores"])],
+            "matches": int(len(method.match(f1, f2))),
+        }
+    return {"top_k": res.top_k, "size": list(res.size), "methods": out}
+
+
+def _profiles(built: dict, exports, factory, resolutions, config: BenchmarkConfig, threads: int,
+              log: Callable[[str], None]) -> dict:
+    """Per-layer profiles of our ONNX methods at 640x480 (or the largest resolution benchmarked)."""
+    from zippypoint.bench.methods import _EXPORT_FORMAT
+    from zippypoint.bench.profile import profile_onnx
+
+    target = max(resolutions, key=lambda r: (r.label == "640x480", r.width * r.height))
+    names = sorted({n for per_res in built.values() for n in per_res if n.partition(":")[2] in PROFILE_RUNTIMES})
+    profiles = {}
+    for name in names:
+        preset, _, runtime = name.partition(":")
+        log(f"profiling {name} at {target.label}")
+        try:
+            path = exports.path(factory.weights_for(preset), _EXPORT_FORMAT[runtime])
+            profiles[name] = profile_onnx(path, target.size, runs=config.profile_runs, threads=threads)
+            profiles[name]["by_node"] = profiles[name]["by_node"][:50]  # the rest is noise in the JSON
+        except Exception as exc:  # a profile is a diagnostic: never lose the timings for it
+            profiles[name] = {"failed": f"{type(exc).__name__}: {exc}"}
+    return profiles
+
+
+def summarize(results: dict) -> dict:
+    """Per resolution: our headline runtime's fps, XFeat's, their ratio, and the speed-up over our
+    full-precision preset (ONNX Runtime fp32 and PyTorch), where those methods ran."""
+    from zippypoint.bench.methods import HEADLINE
+
+    summary = {"headline": HEADLINE, "resolutions": {}}
+    for label, res in results["resolutions"].items():
+        fps_of = {name: m["fps"] for name, m in res["methods"].items()}
+        ours = fps_of.get(HEADLINE)
+        entry = {"ours_fps": ours, "xfeat_fps": fps_of.get("xfeat"),
+                 "fp_onnx_fps": fps_of.get("zippypoint-fp:onnx-fp32"),
+                 "fp_pytorch_fps": fps_of.get("zippypoint-fp:pytorch"), "orb_fps": fps_of.get("orb")}
+        for key, ref in (("ours_over_xfeat", "xfeat_fps"), ("speedup_over_fp_onnx", "fp_onnx_fps"),
+                         ("speedup_over_fp_pytorch", "fp_pytorch_fps")):
+            entry[key] = ours / entry[ref] if ours and entry[ref] else None
+        entry["faster_than_xfeat"] = None if entry["ours_over_xfeat"] is None else entry["ours_over_xfeat"] > 1
+        summary["resolutions"][label] = entry
+    return summary
