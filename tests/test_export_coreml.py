@@ -13,6 +13,7 @@ from zippypoint.export.metadata import ExportMetadata
 from zippypoint.export.onnx_export import _DenseOutputs
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace is what coremltools converts
 def test_traced_module_is_shape_generic():
     """The module CoreML converts is traced once; it must stay correct at other sizes (flexible shapes)."""
     model = reference_model("zippypoint-fp")

@@ -16,8 +16,10 @@ Recipe (the measured choices are in ``export/README.md``):
    - conv outputs feeding hard-swish: range ``[-3, r]`` where ``hswish(r)`` is the top of the following
      fake-quant range (below -3 hard-swish is 0; above r the output saturates).
 
-   Calibrated: the normalised input and the raw descriptor map (its range is not fixed by the design).
-3. The score and location output convs and everything after them (sigmoid, tanh, pixel geometry) stay fp32.
+   Calibrated: only the raw descriptor map (its range is not fixed by the design).
+3. fp32: the first two convs (the 3-channel full-resolution input conv is no faster in int8, and both feed
+   hard-swish with a ±1 output grid finer than any uint8 grid of their inputs), the score and location output
+   convs and everything after them (sigmoid, tanh, pixel geometry).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Int8Options:
     sign: str = "threshold"  # binary-conv input: "threshold" (int8 conv, needs design_ranges) or "compare" (fp32)
     hswish_inputs: str = "design"  # range of conv outputs feeding hard-swish: "design" [-3, r] or "calibrated"
     fp32_heads: bool = True  # keep the score/location output convs in fp32 (tiny, and they set the geometry)
+    fp32_first_convs: int = 2  # leading convs kept fp32: input conv (3 channels) and down1 (see export/README.md)
     calibration_method: str = "minmax"  # "minmax", "percentile" (99.999) or "entropy"
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class Int8Options:
             raise ValueError(f"sign must be 'threshold' or 'compare', got {self.sign!r}")
         if self.hswish_inputs not in ("design", "calibrated"):
             raise ValueError(f"hswish_inputs must be 'design' or 'calibrated', got {self.hswish_inputs!r}")
+        if not 0 <= self.fp32_first_convs <= 2:
+            raise ValueError(f"fp32_first_convs must be 0, 1 or 2, got {self.fp32_first_convs}")
         if self.calibration_method not in ("minmax", "percentile", "entropy"):
             raise ValueError(f"calibration_method must be minmax, percentile or entropy, got {self.calibration_method!r}")
         if self.sign == "threshold" and not self.design_ranges:
@@ -209,6 +214,9 @@ def quantization_plan(proto, options: Int8Options) -> tuple[dict[str, list[dict]
     exclude = graph.descendants(ends)
     if options.fp32_heads:
         exclude |= {m.name for m in heads}
+    for conv in [n for n in graph.nodes if n.op_type == "Conv"][: options.fp32_first_convs]:
+        exclude.add(conv.name)
+        overrides.pop(conv.output[0], None)  # not quantised: hard-swish follows in fp32
     op_types = ["Conv", "Add", "Clip", "DepthToSpace"]
     return overrides, sorted(exclude), op_types
 
