@@ -33,7 +33,7 @@ def photos(tmp_path_factory):
 def run(tmp_path_factory, photos):
     out = tmp_path_factory.mktemp("bench-out")
     code = main(["benchmark", "--out", str(out), "--resolutions", "160x120", "--runs", "2", "--warmup", "1",
-                 "--threads", "1", "--methods", ",".join(METHODS), "--images", ",".join(map(str, photos)),
+                 "--block", "1", "--threads", "1", "--methods", ",".join(METHODS), "--images", ",".join(map(str, photos)),
                  "--matching-sizes", "64", "--no-profile", "--random-weights", "--work", str(out / "work"),
                  "--quiet"])
     return code, out, json.loads((out / "benchmark.json").read_text())
@@ -51,7 +51,7 @@ def test_json_structure(run):
     _, _, results = run
     assert results["schema"] == "zippypoint-benchmark/1"
     settings = results["settings"]
-    assert settings["runs"] == 2 and settings["warmup"] == 1 and settings["threads"] == 1
+    assert settings["runs"] == 2 and settings["warmup"] == 1 and settings["threads"] == 1 and settings["block"] == 1
     assert settings["resolutions"] == [{"size": "160x120", "top_k": 62}]
     env = results["environment"]
     for key in ("cpu", "isa", "threads", "libraries", "load_average_start", "load_average_end", "usable_cores"):

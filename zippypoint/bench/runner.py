@@ -3,9 +3,12 @@ throughput and the per-layer profile. ``run_benchmark(config) -> results`` (a JS
 ``zippypoint.bench.report``); ``zippypoint benchmark`` writes it with the Markdown table and charts.
 
 Timing protocol: each method is built and warmed up (``warmup`` extractions cycling over the photos, so
-every photo's features exist), then ``runs`` rounds each time one extraction per method, on photo
-``round % photos``, and one matching of the first two photos' features. The order of methods rotates
-every round so that background load and cache effects spread over all methods alike.
+every photo's features exist). The ``runs`` timed extractions (photo ``run % photos``) and as many
+matchings of the first two photos' features then run in blocks of ``block`` consecutive runs per method;
+blocks of all methods alternate, in an order that rotates per block, so that slow changes of the background
+load spread over all methods alike. Each block starts with one untimed extraction: runtimes keep their
+thread pools spinning for a while after a call (ONNX Runtime, OpenMP in torch), which would otherwise slow
+the next method's first call. Within a block a method runs as it would alone in a process.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class BenchmarkConfig:
     resolutions: tuple[str, ...] = DEFAULT_RESOLUTIONS  # "WxH" or "WxH:TOPK"; 320x240 keeps 300, 640x480 1000
     runs: int = 20  # timed rounds per resolution (median and p90 over them)
     warmup: int = 3  # untimed extractions per method before timing (at least one per photo)
+    block: int = 5  # consecutive timed runs of one method before the next method's block
     threads: int | None = None  # threads for torch, OpenCV, faiss and ONNX Runtime; None = usable cores
     methods: tuple[str, ...] | None = None  # None = zippypoint.bench.methods.DEFAULT_METHODS
     images: tuple[str, ...] = ()  # photos to time on (two or more); () = images 1 and 2 of the first sequence
@@ -48,9 +52,9 @@ class BenchmarkConfig:
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the results
 
     def __post_init__(self) -> None:
-        if self.runs < 1 or self.warmup < 0 or self.profile_runs < 1:
-            raise ValueError(f"need runs >= 1, warmup >= 0, profile_runs >= 1; got {self.runs}, {self.warmup}, "
-                             f"{self.profile_runs}")
+        if self.runs < 1 or self.warmup < 0 or self.block < 1 or self.profile_runs < 1:
+            raise ValueError(f"need runs >= 1, warmup >= 0, block >= 1, profile_runs >= 1; got {self.runs}, "
+                             f"{self.warmup}, {self.block}, {self.profile_runs}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if not self.resolutions:
@@ -134,10 +138,12 @@ def run_benchmark(config: BenchmarkConfig, *, progress: bool = True, log: Callab
         "schema": SCHEMA,
         "settings": {
             "resolutions": [{"size": r.label, "top_k": r.top_k} for r in resolutions],
-            "runs": config.runs, "warmup": config.warmup, "threads": threads, "methods": names,
+            "runs": config.runs, "warmup": config.warmup, "block": config.block, "threads": threads,
+            "methods": names,
             "images": photo_names, "work": str(config.work), "matching_sizes": list(config.matching_sizes),
-            "timing": "median and p90 over interleaved rounds; fps = 1000 / median end-to-end extraction ms; "
-                      "photos pre-resized (cv2.resize) to the resolution outside the timing",
+            "timing": "median and p90 over the timed runs (blocks of consecutive runs per method, blocks of all "
+                      "methods alternating, one untimed call per block); fps = 1000 / median end-to-end extraction "
+                      "ms; photos pre-resized (cv2.resize) to the resolution outside the timing",
             **config.extra,
         },
         "environment": env,
@@ -218,22 +224,26 @@ def _time_resolution(methods: dict, images: list[np.ndarray], res, config: Bench
     counts: dict[str, list[int]] = {name: [] for name in methods}
     order = list(methods)
     bar.set_postfix_str(f"{res.label} timing")
-    for r in range(config.runs):
-        shift = r % len(order) if order else 0
+    blocks = [list(range(s, min(s + config.block, config.runs))) for s in range(0, config.runs, config.block)]
+    for b, block in enumerate(blocks):
+        shift = b % len(order) if order else 0
         for name in order[shift:] + order[:shift]:
             method = methods[name]
-            image = images[r % len(images)]
-            t0 = time.perf_counter()
-            feats, laps = method.run(image)
-            total[name].append((time.perf_counter() - t0) * 1e3)
-            counts[name].append(len(feats["scores"]))
-            for stage, ms in laps.items():
-                stages[name].setdefault(stage, []).append(ms)
             f1, f2 = features[name][0], features[name][1]
-            t0 = time.perf_counter()
+            method.run(images[0])  # untimed: absorbs the previous method's thread pools still spinning
+            for r in block:
+                t0 = time.perf_counter()
+                feats, laps = method.run(images[r % len(images)])
+                total[name].append((time.perf_counter() - t0) * 1e3)
+                counts[name].append(len(feats["scores"]))
+                for stage, ms in laps.items():
+                    stages[name].setdefault(stage, []).append(ms)
+                bar.update()
             method.match(f1, f2)
-            match_ms[name].append((time.perf_counter() - t0) * 1e3)
-            bar.update()
+            for _ in block:
+                t0 = time.perf_counter()
+                method.match(f1, f2)
+                match_ms[name].append((time.perf_counter() - t0) * 1e3)
     out = {}
     for name, method in methods.items():
         e2e = summarize_ms(total[name])

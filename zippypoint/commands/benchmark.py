@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "1000 by the pixel count (default: 320x240,640x480)")
     p.add_argument("--runs", type=int, default=20, help="timed rounds per resolution (default: 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up extractions per method (default: 3)")
+    p.add_argument("--block", type=int, default=5,
+                   help="consecutive timed runs of a method before the next method's block (default: 5)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for torch, OpenCV, ONNX Runtime and faiss alike (default: all usable cores)")
     p.add_argument("--methods", default=None,
@@ -62,7 +64,8 @@ def config_from_args(args: argparse.Namespace):
         weights.append((preset, file))
     sizes = () if args.matching_sizes.strip().lower() == "none" else tuple(int(v) for v in _split(args.matching_sizes))
     return BenchmarkConfig(
-        resolutions=tuple(_split(args.resolutions)), runs=args.runs, warmup=args.warmup, threads=args.threads,
+        resolutions=tuple(_split(args.resolutions)), runs=args.runs, warmup=args.warmup, block=args.block,
+        threads=args.threads,
         methods=tuple(_split(args.methods)) or None, images=tuple(_split(args.images)), data=str(args.data),
         work=str(args.work), weights=tuple(weights), random_weights=args.random_weights,
         calibration_dir=str(args.calibration_dir) if args.calibration_dir else None,
