@@ -17,6 +17,7 @@ from zippypoint.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.safetensors"
+RUN_LENGTH_KEYS = ("epochs", "max_steps", "max_minutes")  # may change between resumes (to extend a run)
 DESC_HEAD = ("desc_conv1", "desc_conv2", "desc_conv3", "desc_out")
 
 
@@ -195,8 +196,11 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     ckpt_path = out / CHECKPOINT
     if resume and ckpt_path.exists() and not dry_run:
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
-        if state["config"] != cfg.to_dict():
-            raise ValueError(f"{ckpt_path} was written with a different config; use a new --out or --no-resume")
+        changed = sorted(k for k in set(state["config"]) | set(cfg.to_dict())
+                         if k not in RUN_LENGTH_KEYS and state["config"].get(k) != cfg.to_dict().get(k))
+        if changed:
+            raise ValueError(f"{ckpt_path} was written with a different config ({', '.join(changed)}); "
+                             "use a new --out or --no-resume")
         model.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         if controller is not None and state.get("annealing") is not None:
@@ -331,11 +335,19 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         if step >= total_steps:
             break
     bar.close()
+    if dist_info.world > 1:
+        # BatchNorm running statistics update locally on each rank's last batch: adopt rank 0's
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
     if controller is not None:
         controller.step(float("inf"))  # the end of every window: hard quantisers
     if writing:
         save_checkpoint()
         final = validate() or last_val
+        if metrics_path.exists():
+            plot_curves(metrics_path, out / "loss_curves.png")
         sha = save_weights(model, out / FINAL, {"preset": cfg.preset, "stage": cfg.stage, "steps": str(step),
                                                 "config": json.dumps(cfg.to_dict())})
         summary = {"steps": step, "wall_time_s": round(elapsed(), 1), "sha256": sha,

@@ -1,0 +1,165 @@
+"""Training: configs, data, homographies, losses, resume determinism, distributed data parallel."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from zippypoint.train.config import TrainConfig
+from zippypoint.train.data import HomographyPairDataset, PhotometricConfig, list_images, photometric
+from zippypoint.train.homography import HomographyConfig, apply_homography, sample_homography
+from zippypoint.train.trainer import train
+
+TINY = {"height": 64, "width": 64, "batch_size": 2, "num_workers": 0, "val_fraction": 0.0, "lr_halving": [],
+        "log_every": 1, "checkpoint_every": 1000, "val_every": 1000, "epochs": 100}
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory, ):
+    """8 real photo crops, plus a text file and a zero-byte file posing as images."""
+    from zippypoint.demo import sample_photo
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    photo = sample_photo("coffee")
+    sub = root / "nested"
+    sub.mkdir()
+    for i in range(8):
+        y, x = rng.integers(0, 200), rng.integers(0, 400)
+        cv2.imwrite(str((sub if i % 2 else root) / f"img{i}.jpg"), photo[y : y + 160, x : x + 200])
+    (root / "broken.png").write_text("not an image")
+    (root / "empty.jpg").write_bytes(b"")
+    return root
+
+
+def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict({"learning_rate": 1})
+    with pytest.raises(ValueError, match="unknown LossConfig keys"):
+        TrainConfig.from_dict({"loss": {"margn": 0.3}})
+    with pytest.raises(ValueError, match="stage"):
+        TrainConfig.from_dict({"stage": "everything"})
+    with pytest.raises(ValueError, match="multiple of 8"):
+        TrainConfig.from_dict({"height": 100})
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parent.parent.glob("configs/*.json")))
+def test_checked_in_configs_load(path):
+    cfg = TrainConfig.from_file(path)
+    assert cfg.to_dict()["name"] == json.loads(path.read_text())["name"]
+
+
+def test_homographies_keep_the_patch_inside_the_image():
+    rng = np.random.default_rng(0)
+    corners = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
+    for _ in range(200):
+        h = torch.from_numpy(sample_homography(rng, HomographyConfig())).float()[None]
+        mapped = apply_homography(h, corners)
+        assert mapped.abs().max() <= 1.0 + 1e-4
+
+
+def test_dataset_skips_bad_files_and_warps_consistently(image_folder):
+    paths = list_images(image_folder)
+    assert len(paths) == 10  # recursive, includes the two bad files
+    ds = HomographyPairDataset(paths, 64, 80, seed=0, augment=False)
+    items = [ds[i] for i in range(len(ds))]
+    assert len(ds.bad) == 2
+    assert all(it["source"].shape == (3, 64, 80) for it in items)
+    # without augmentation the source is exactly the target seen through H (away from borders)
+    from zippypoint.train.homography import norm_to_pixel, pixel_to_norm
+    from zippypoint.train.losses import sample_map
+
+    it = items[0]
+    ys, xs = torch.meshgrid(torch.arange(8.0, 56.0, 4.0), torch.arange(8.0, 72.0, 4.0), indexing="ij")
+    p = torch.stack([xs.flatten(), ys.flatten()], -1)[None]
+    w = norm_to_pixel(apply_homography(it["homography"][None], pixel_to_norm(p, 80, 64)), 80, 64)
+    a = sample_map(it["source"][None], p, 80, 64)
+    b = sample_map(it["target"][None], w, 80, 64)
+    assert (a - b).abs().mean() < 1e-3
+
+
+def test_photometric_jitter_changes_pixels_and_is_seeded():
+    img = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    cfg = PhotometricConfig(channel_shuffle_p=0, gray_p=0, noise_p=0, blur_kernels=(0,))
+    a = photometric(img, np.random.default_rng(1), cfg)
+    b = photometric(img, np.random.default_rng(1), cfg)
+    assert np.array_equal(a, b)
+    assert np.abs(a - img).mean() > 1e-3  # the colour jitter alone changes the image
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_overfit_one_batch_lowers_the_loss(image_folder, tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint-fp", "lr": 3e-3})
+    train(cfg, image_folder, tmp_path / "run", overfit_batch=8, progress=False, device="cpu")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["total"] for r in rows if r["kind"] == "train"]
+    assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
+    assert min(losses[-3:]) < losses[0]
+    assert (tmp_path / "run" / "final.safetensors").exists() and (tmp_path / "run" / "loss_curves.png").exists()
+
+
+def test_dry_run_writes_nothing(image_folder, tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint"})
+    result = train(cfg, image_folder, tmp_path / "dry", dry_run=True, progress=False, device="cpu")
+    assert result["steps"] == 1
+    assert not (tmp_path / "dry").exists()
+
+
+def test_resume_mid_epoch_matches_an_uninterrupted_run(image_folder, tmp_path):
+    base = {**TINY, "preset": "zippypoint", "stage": "quantize",
+            "ana": {"noise": "uniform", "strategy": "expectation", "schedule": "sequential", "epochs": 2}}
+    straight = train(TrainConfig.from_dict({**base, "max_steps": 6}), image_folder, tmp_path / "a",
+                     progress=False, device="cpu")
+    train(TrainConfig.from_dict({**base, "max_steps": 3}), image_folder, tmp_path / "b", progress=False, device="cpu")
+    ckpt = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["config"]["stage"] == "quantize"  # the config travels in the checkpoint
+    resumed = train(TrainConfig.from_dict({**base, "max_steps": 6}), image_folder, tmp_path / "b",
+                    progress=False, device="cpu")
+    assert resumed["steps"] == straight["steps"] == 6
+    assert resumed["weights_digest"] == straight["weights_digest"]
+
+
+def test_resume_refuses_a_changed_config(image_folder, tmp_path):
+    cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint-fp", "max_steps": 1})
+    train(cfg, image_folder, tmp_path / "r", progress=False, device="cpu")
+    with pytest.raises(ValueError, match="lr"):
+        train(cfg.replace(lr=0.5), image_folder, tmp_path / "r", progress=False, device="cpu")
+
+
+def test_non_finite_loss_aborts_after_patience(image_folder, tmp_path):
+    from zippypoint.train.trainer import TrainingAborted
+
+    cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint-fp", "nan_patience": 2,
+                                 "loss": {"location_weight": float("nan")}})
+    with pytest.raises(TrainingAborted, match="non-finite"):
+        train(cfg, image_folder, tmp_path / "nan", progress=False, device="cpu")
+
+
+def test_two_process_ddp_ranks_hold_identical_weights(image_folder, tmp_path):
+    cfg = {**TINY, "preset": "zippypoint-fp", "max_steps": 2}
+    out = tmp_path / "ddp"
+    out.mkdir()
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                        str(29500 + os.getpid() % 1000), str(worker), str(image_folder), str(out), json.dumps(cfg)],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d0 = (out / "digest_rank0.txt").read_text()
+    d1 = (out / "digest_rank1.txt").read_text()
+    assert d0 == d1
+    from zippypoint.model.registry import create_model
+    from zippypoint.train.trainer import state_digest
+
+    torch.manual_seed(0)
+    assert d0 != state_digest(create_model("zippypoint-fp"))  # training changed the weights
+    assert (out / "final.safetensors").exists()
