@@ -70,6 +70,16 @@ def test_metadata_records_the_recipe():
     assert recipe["activations"] == "uint8"
 
 
+def test_fp32_convs_read_fake_quantised_inputs():
+    """Convs kept in fp32 (except the input conv) read their input through the fake-quant grid, as in PyTorch."""
+    proto = onnx.load(str(exported("onnx-int8")))
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 29
+    for conv in convs[1:]:
+        assert producer[conv.input[0]].op_type == "DequantizeLinear", conv.name
+
+
 def test_design_scales_are_exact():
     """The fake-quant grids (2*qmax/255, zero point 128) and the {0,1} sign codes appear as given; binary
     weights have one int8 code per output channel."""
@@ -91,6 +101,27 @@ def test_design_scales_are_exact():
             if w.ndim == 4 and w.shape[1:] == (w.shape[1], 3, 3) and np.unique(np.abs(w)).tolist() == [127]:
                 binary_codes += 1
     assert binary_codes == sum(1 for m in model.modules() if type(m).__name__ == "BinaryConv2d")
+
+
+def test_layers_match_fake_quant_pytorch():
+    """Runs now (random weights): each layer of the PyTorch network, fed the int8 model's input to it, gives
+    the int8 model's output within one quantisation level; exactly where the design makes int8 exact."""
+    from zippypoint.export.int8_check import layer_agreement
+
+    batch = _photo_batches(1)[0]
+    agreement = layer_agreement(reference_model(), exported("onnx-int8"), batch)
+    print(json.dumps(agreement, indent=1))
+    assert all(v["max_levels"] <= 1 for v in agreement.values()), agreement
+    exact = ("conv_in", "down1", "block1b", "block2a", "block2b", "block3a", "block3b", "block4a", "block4b",
+             "desc_conv2")  # fp32 layers, binary blocks, conv without hard-swish
+    for layer in exact:
+        assert agreement[layer]["equal"] >= 0.998, (layer, agreement[layer])
+    # block1a adds a ±1 grid to a ±6 grid: exact ties, broken by float rounding on either side
+    assert agreement["block1a"]["equal"] >= 0.9
+    # hard-swish inputs are requantised on a uint8 grid of [-3, 6] (step 9/255 vs the output's 12/255)
+    for layer in ("down2", "down3", "score_conv", "loc_conv", "desc_conv1", "desc_conv3"):
+        assert agreement[layer]["equal"] >= 0.85, (layer, agreement[layer])
+    assert agreement["desc_out"]["bits_equal"] >= 0.98
 
 
 def test_integer_kernels_match_the_qdq_graph():
@@ -145,7 +176,10 @@ def test_int8_matches_fake_quant_pytorch_on_photos(tmp_path):
         k, d = keypoint_and_bit_agreement(_features(ref, batch.shape), _features(out, batch.shape))
         kp.append(k)
         bits.append(d)
-    print(json.dumps({"keypoints_within_1px": float(np.mean(kp)), "bits_equal": float(np.mean(bits))}))
+    from zippypoint.export.int8_check import layer_agreement
+
+    print(json.dumps({"keypoints_within_1px": float(np.mean(kp)), "bits_equal": float(np.mean(bits)),
+                      "layers": layer_agreement(model, path, batch)}, indent=1))
     assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
 
 

@@ -247,7 +247,51 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
         )
     finally:
         root.setLevel(level)
+    out = onnx.load(str(out_path))
+    if _quantize_fp32_inputs(out, overrides):
+        onnx.save_model(out, str(out_path))
     return Path(out_path)
+
+
+def _quantize_fp32_inputs(proto, overrides: dict[str, list[dict]]) -> int:
+    """Give nodes left in fp32 (excluded convs) the design quantisation of their inputs.
+
+    quantize_static only quantises a tensor for quantised consumers, so an fp32 conv reading a fake-quant
+    output would see it unrounded. Insert the missing QuantizeLinear/DequantizeLinear pair (exactly the
+    fake-quant, by the design grid). Returns the number of pairs inserted.
+    """
+    from onnx import helper, numpy_helper
+
+    produced_by = {o: n for n in proto.graph.node for o in n.output}
+    inserted: dict[str, str] = {}
+    new_nodes = []
+    for node in proto.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i, name in enumerate(node.input):
+            grid = overrides.get(name, [{}])[0]
+            if "scale" not in grid or produced_by.get(name) is None:
+                continue
+            if name not in inserted:
+                scale, zp = f"{name}_fp32_scale", f"{name}_fp32_zero_point"
+                proto.graph.initializer.extend([numpy_helper.from_array(grid["scale"], scale),
+                                                numpy_helper.from_array(grid["zero_point"], zp)])
+                new_nodes += [helper.make_node("QuantizeLinear", [name, scale, zp], [f"{name}_fp32_q"],
+                                               name=f"{name}_fp32_QuantizeLinear"),
+                              helper.make_node("DequantizeLinear", [f"{name}_fp32_q", scale, zp], [f"{name}_fp32_dq"],
+                                               name=f"{name}_fp32_DequantizeLinear")]
+                inserted[name] = f"{name}_fp32_dq"
+            node.input[i] = inserted[name]
+    if not new_nodes:
+        return 0
+    # keep a topological order: each new pair right after its producer
+    nodes = list(proto.graph.node)
+    for q, dq in zip(new_nodes[::2], new_nodes[1::2], strict=True):
+        at = next(k for k, n in enumerate(nodes) if q.input[0] in n.output) + 1
+        nodes[at:at] = [q, dq]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return len(inserted)
 
 
 def export_int8(model, path: str | Path, metadata: ExportMetadata, calibration_images: Sequence[str | Path], *,
