@@ -1,0 +1,77 @@
+"""Turn finished training runs into shipped weights: safetensors + sha256 sidecar + model card.
+
+    python -m zippypoint.train.release --preset zippypoint --runs runs/default/stage1 runs/default/stage2 \
+        runs/default/stage3 [--metrics results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+from pathlib import Path
+
+from zippypoint.model.registry import WEIGHTS_DIR, get_preset
+from zippypoint.model.weights import read_state_dict, sha256_file
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR) -> dict:
+    """Copy the last run's final weights to ``dest/<preset>.safetensors`` and write its card."""
+    get_preset(preset)  # validates the name
+    runs = [Path(r) for r in runs]
+    final = runs[-1] / "final.safetensors"
+    _, meta = read_state_dict(final)  # refuses anything that is not clean safetensors
+    if meta.get("preset") != preset:
+        raise ValueError(f"{final} holds weights for preset {meta.get('preset')!r}, not {preset!r}")
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f"{preset}.safetensors"
+    shutil.copyfile(final, target)
+    sha = sha256_file(target)
+    target.with_suffix(".sha256").write_text(f"{sha}  {target.name}\n")
+    stages = []
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        config = json.loads((run / "config.json").read_text())
+        stages.append({"run": run.name, "config": config, "steps": summary["steps"],
+                       "wall_time_s": summary["wall_time_s"],
+                       "validation": {k: v for k, v in summary.items() if k.startswith("val")}})
+    card = {
+        "preset": preset,
+        "sha256": sha,
+        "file": target.name,
+        "data": "train-images: 836 photos (BSDS500 500, COCO 2017 256, Sun-Hays 80), long side <= 512 px",
+        "hardware": f"{cpu_model()}, {platform.machine()}, CPU only",
+        "total_steps": sum(s["steps"] for s in stages),
+        "total_wall_time_min": round(sum(s["wall_time_s"] for s in stages) / 60, 1),
+        "stages": stages,
+        "metrics": metrics or {},
+    }
+    (dest / f"{preset}.card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="stage run folders in order; the last one is shipped")
+    p.add_argument("--metrics", default=None, help="JSON of evaluation metrics to record in the card")
+    args = p.parse_args(argv)
+    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    card = release(args.preset, [Path(r) for r in args.runs], metrics)
+    print(json.dumps({k: card[k] for k in ("preset", "sha256", "total_steps", "total_wall_time_min")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
