@@ -281,7 +281,8 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                 fixed_batch = fixed_batch or batch
                 batch = fixed_batch
             if controller is not None:
-                controller.step(step / steps_per_epoch)
+                # annealing time in epochs of the planned run (follows the wall-time budget when one is set)
+                controller.step(progress_fraction() * cfg.epochs)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, progress_fraction())
             source, target = batch["source"].to(dev), batch["target"].to(dev)
