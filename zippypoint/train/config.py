@@ -48,6 +48,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.loss.descriptor_loss not in ("infonce", "triplet"):
+            raise ValueError(f"loss.descriptor_loss must be 'infonce' or 'triplet', got {self.loss.descriptor_loss!r}")
         if self.ana_targets not in ("binary", "all"):
             raise ValueError(f"ana_targets must be 'binary' or 'all', got {self.ana_targets!r}")
         if self.batch_size < 1 or self.epochs <= 0:

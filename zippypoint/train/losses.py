@@ -18,12 +18,14 @@ from zippypoint.train.homography import apply_homography, norm_to_pixel, pixel_t
 @dataclass(frozen=True)
 class LossConfig:
     location_weight: float = 1.0  # weight of the keypoint location loss
-    descriptor_weight: float = 2.0  # weight of the hardest-negative triplet loss
+    descriptor_weight: float = 1.0  # weight of the descriptor loss (InfoNCE by default)
     score_weight: float = 1.0  # weight of the UnsuperPoint score loss
     consistency_weight: float = 2.0  # weight of the score consistency loss
     match_radius: float = 4.0  # px: a warped source point is "valid" when its nearest target point is closer
     negative_radius: float = 4.0  # px: negatives must lie at least this far from the positive
+    descriptor_loss: str = "infonce"  # "infonce" (softmax over all negatives) or "triplet" (hardest negative)
     margin: float = 0.2  # triplet margin in unit-vector units (distances divided by sqrt(k))
+    temperature: float = 0.1  # InfoNCE temperature on squared unit-vector distances
     descriptor_ones: int = 64  # k of the LML projection / top-k binarisation
     descriptor_gain: float = 3.0  # LML input = gain * per-descriptor standardised values (sets the softness)
     border_cells: int = 1  # ignore this many rings of cells at the image border
@@ -119,8 +121,14 @@ def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: 
     too_close = dist < cfg.negative_radius
     d_neg = d_neg_all.masked_fill(too_close, float("inf")).min(dim=2).values
     d_neg = torch.where(torch.isfinite(d_neg), d_neg, d_neg_all.max(dim=2).values)
-    triplet = F.relu(d_pos - d_neg + cfg.margin)
-    desc_loss = (triplet * visible).sum() / n_vis
+    if cfg.descriptor_loss == "triplet":
+        per_point = F.relu(d_pos - d_neg + cfg.margin)
+    else:
+        # the positive against every target point at least negative_radius away
+        neg_logits = (-(d_neg_all**2) / cfg.temperature).masked_fill(too_close, float("-inf"))
+        logits = torch.cat([(-(d_pos**2) / cfg.temperature).unsqueeze(-1), neg_logits], dim=-1)
+        per_point = -torch.log_softmax(logits, dim=-1)[..., 0]
+    desc_loss = (per_point * visible).sum() / n_vis
 
     total = (cfg.location_weight * loc_loss + cfg.descriptor_weight * desc_loss
              + cfg.score_weight * score_loss + cfg.consistency_weight * consistency)
