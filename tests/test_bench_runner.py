@@ -147,8 +147,17 @@ def test_method_names_and_resolutions():
 
 @pytest.mark.slow
 def test_onnx_runtimes_and_profile(tmp_path, photos):
-    """ONNX Runtime fp32 export, timed with stages, then profiled by layer (exports take tens of seconds)."""
+    """ONNX Runtime fp32 export, timed with stages, then profiled by layer (exports take tens of seconds);
+    the export replaces a stale one of the same weights and is reused by the next run."""
+    from dataclasses import asdict
+
     out = tmp_path / "out"
+    work = tmp_path / "work"
+    work.mkdir()
+    stale = {"preset": "zippypoint", "format": "onnx", "source_sha256": "older code",
+             "weights": asdict(resolve_weights("zippypoint", random_weights=True))}
+    (work / "zippypoint-onnx-0123.onnx").write_bytes(b"stale")
+    (work / "zippypoint-onnx-0123.onnx.json").write_text(json.dumps(stale))
     code = main(["benchmark", "--out", str(out), "--resolutions", "160x120", "--runs", "2", "--warmup", "1",
                  "--threads", "1", "--methods", "zippypoint:onnx-fp32,zippypoint:coreml",
                  "--images", ",".join(map(str, photos)), "--matching-sizes", "none", "--profile-runs", "2",
@@ -165,7 +174,8 @@ def test_onnx_runtimes_and_profile(tmp_path, photos):
     assert "zippypoint:coreml" in results["skipped"] or "zippypoint:coreml" in results["resolutions"]["160x120"]["methods"]
     # the export is cached: a second run reuses it
     exported = sorted((tmp_path / "work").glob("*.onnx"))
-    assert len(exported) == 1
+    assert len(exported) == 1 and exported[0].name != "zippypoint-onnx-0123.onnx"
+    assert not (work / "zippypoint-onnx-0123.onnx.json").exists()
     stamp = exported[0].stat().st_mtime_ns
     assert main(["benchmark", "--out", str(out), "--resolutions", "64x48", "--runs", "1", "--warmup", "0",
                  "--threads", "1", "--methods", "zippypoint:onnx-fp32", "--images", ",".join(map(str, photos)),

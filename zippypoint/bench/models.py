@@ -129,4 +129,21 @@ class ExportCache:
                       "calibration_count": self.calibration_count}
         export_model(fmt, path, choice.preset, net=self.network(choice), **kwargs)
         sidecar.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        self._remove_stale(path, record)
         return path
+
+    def _remove_stale(self, current: Path, record: dict) -> None:
+        """Delete older exports of the same preset, format and weights (made from older source code)."""
+        import shutil
+
+        for sidecar in self.root.glob(f"{record['preset']}-{record['format']}-*.json"):
+            old = sidecar.with_name(sidecar.name[: -len(".json")])
+            if old == current:
+                continue
+            try:
+                stale = json.loads(sidecar.read_text())
+            except (OSError, ValueError):
+                continue
+            if stale.get("format") == record["format"] and stale.get("weights") == record["weights"]:
+                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+                sidecar.unlink(missing_ok=True)

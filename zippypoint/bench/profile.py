@@ -21,6 +21,7 @@ import numpy as np
 
 _LAYER = re.compile(r"(?:^|[/.\s'\[])net\.([A-Za-z0-9_]+)")
 _TOKEN = re.compile(r"(_token_\d+)+$")
+_NCHWC = re.compile(r"_nchwc$")
 
 
 def _layer_of_text(text: str) -> str | None:
@@ -74,17 +75,23 @@ def _downstream_conv_layer(node, consumers, layers, depth: int = 8) -> str | Non
 
 
 def _optimised_layers(model_path: Path, optimised_path: Path) -> dict[str, str]:
-    """Layers of the optimised graph's nodes: a node keeps the layer of the exported node it came from
-    (same name up to ``_token_N`` suffixes), others follow their input's producer."""
+    """Layers of the optimised graph's nodes: a node keeps the layer of the exported node it came from (same
+    name up to ``_token_N`` suffixes, or the same output tensor), others follow their input's producer."""
     import onnx
 
-    original = node_layers(onnx.load(str(model_path)))
+    exported = onnx.load(str(model_path))
+    original = node_layers(exported)
+    # fused and re-laid-out nodes keep the exported output tensor, or are named after it ("<tensor>_nchwc")
+    by_output = {out: original[n.name] for n in exported.graph.node for out in n.output}
     optimised = onnx.load(str(optimised_path))
     producer = {out: n.name for n in optimised.graph.node for out in n.output}
     layers: dict[str, str] = {}
     for node in optimised.graph.node:
         base = _TOKEN.sub("", node.name)
         layer = original.get(base) or original.get(node.name)
+        if layer is None:
+            names = [*node.output, *(_NCHWC.sub("", t) for t in (*node.output, node.name))]
+            layer = next((by_output[t] for t in names if t in by_output), None)
         if layer is None and "Conv" in node.op_type:
             weight = node.input[3] if node.op_type == "QLinearConv" else (node.input[1] if len(node.input) > 1 else "")
             layer = _layer_of_text(weight)
