@@ -8,6 +8,9 @@ Models timed (same session options, intra-op threads = --threads, median of --ru
   baseline, i.e. what deploying the network without int8 costs;
 - ``int8``: the ``onnx-int8`` export (QDQ, integer kernels);
 - with ``--choices``: int8 variants of the measured quantisation choices.
+Parity of each int8 model: layer-by-layer agreement with the fake-quant network on one real photo
+(``zippypoint.export.int8_check``): mean fraction of outputs on the same level over the int8 layers, and the
+agreement of the descriptor top-64 bits.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHOICES = {
-    "int8-calibrate-all": dict(design_ranges=False, sign="compare", hswish_inputs="calibrated"),
-    "int8-design-fp32-sign": dict(sign="compare"),
-    "int8-design-hswish-calibrated": dict(hswish_inputs="calibrated"),
+    "int8-calibrate-all": dict(design_ranges=False, sign="compare", hswish_inputs="calibrated", fp32_first_convs=0),
+    "int8-fp32-sign": dict(sign="compare"),
+    "int8-hswish-calibrated": dict(hswish_inputs="calibrated"),
+    "int8-all-convs-int8": dict(fp32_first_convs=0),
+    "int8-first-conv-fp32": dict(fp32_first_convs=1),
     "int8-int8-heads": dict(fp32_heads=False),
 }
 
@@ -43,13 +48,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = p.parse_args(argv)
 
+    import numpy as np
     import onnx
 
     from zippypoint.export.exporter import export_model, load_export_model
     from zippypoint.export.folded import FoldedZippyPoint
-    from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR, Int8Options, optimized_op_counts
+    from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR, Int8Options, find_images, optimized_op_counts
+    from zippypoint.export.int8_check import layer_agreement
     from zippypoint.export.onnx_export import trace_to_onnx
-    from zippypoint.io import parse_resize
+    from zippypoint.io import parse_resize, prepare_image, read_image
     from zippypoint.runtime.latency import compare_latency, machine_description
 
     net, sha = load_export_model(args.model, weights=args.weights, random_weights=args.random_weights)
@@ -68,9 +75,18 @@ def main(argv=None) -> int:
             for name, kw in CHOICES.items():
                 paths[name] = export_model("onnx-int8", tmp / f"{name}.onnx", args.model, net=net,
                                            int8_options=Int8Options(**kw), **calib)
+        photo = find_images(calib["calibration_dir"], 3)[1]
+        batch, _ = prepare_image(read_image(photo), net.config.in_channels, (640, 480))
+        results["agreement"] = {}
         for name, path in paths.items():
             ops = optimized_op_counts(path)
             results["kernels"][name] = {k: ops[k] for k in ("QLinearConv", "QLinearAdd", "Conv") if ops.get(k)}
+            if name.startswith("int8"):
+                layers = layer_agreement(net, path, batch)
+                results["agreement"][name] = {
+                    "mean_equal": float(np.mean([v["equal"] for v in layers.values()])),
+                    "min_equal": float(min(v["equal"] for v in layers.values())),
+                    "descriptor_bits_equal": layers["desc_out"]["bits_equal"], "layers": layers}
         for size in (parse_resize(s) for s in args.sizes.split(",")):
             key = f"{size[0]}x{size[1]}"
             results["latency"][key] = compare_latency(paths, size, runs=args.runs, threads=args.threads)
@@ -78,14 +94,17 @@ def main(argv=None) -> int:
     lines = [f"machine: {results['machine']['cpu']} ({results['machine']['logical_cores']} logical cores), "
              f"onnxruntime {results['machine']['onnxruntime']}, intra-op threads {args.threads}, "
              f"median of {args.runs} interleaved runs", "",
-             "| model | " + " | ".join(results["latency"]) + " | kernels after optimisation |",
-             "|---|" + "---|" * len(results["latency"]) + "---|"]
+             "| model | " + " | ".join(results["latency"]) + " | layer agreement (mean / min) | desc bits | kernels |",
+             "|---|" + "---|" * len(results["latency"]) + "---|---|---|"]
     for name in paths:
         cells = []
         for lat in results["latency"].values():
             ms = lat[name]["median_ms"]
             cells.append(f"{ms:.1f} ms ({lat['fp32-folded']['median_ms'] / ms:.2f}x)")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {results['kernels'][name]} |")
+        agree = results["agreement"].get(name)
+        parity = (f"{agree['mean_equal']:.3f} / {agree['min_equal']:.3f} | {agree['descriptor_bits_equal']:.4f}"
+                  if agree else "- | -")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {parity} | {results['kernels'][name]} |")
     lines.append("")
     lines.append("(Nx) = speed-up over fp32-folded at that size.")
     print("\n".join(lines))

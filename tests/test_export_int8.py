@@ -80,6 +80,14 @@ def test_fp32_convs_read_fake_quantised_inputs():
         assert producer[conv.input[0]].op_type == "DequantizeLinear", conv.name
 
 
+def test_binary_branch_clamps_run_on_codes():
+    proto = onnx.load(str(exported("onnx-int8")))
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    clamps = [n for n in proto.graph.node if n.op_type in ("Max", "Min") and n.input[1] in inits]
+    on_codes = [n for n in clamps if inits[n.input[1]].dtype == np.uint8]
+    assert len(on_codes) == 16  # one Max and one Min per binary block (the pixel geometry has fp32 ones)
+
+
 def test_design_scales_are_exact():
     """The fake-quant grids (2*qmax/255, zero point 128) and the {0,1} sign codes appear as given; binary
     weights have one int8 code per output channel."""

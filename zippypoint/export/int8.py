@@ -49,6 +49,7 @@ class Int8Options:
     sign: str = "threshold"  # binary-conv input: "threshold" (int8 conv, needs design_ranges) or "compare" (fp32)
     hswish_inputs: str = "design"  # range of conv outputs feeding hard-swish: "design" [-3, r] or "calibrated"
     fp32_heads: bool = True  # keep the score/location output convs in fp32 (tiny, and they set the geometry)
+    integer_clamps: bool = True  # binary branches' per-channel Max/Min on uint8 codes (exact) instead of fp32
     fp32_first_convs: int = 2  # leading convs kept fp32: input conv (3 channels) and down1 (see export/README.md)
     calibration_method: str = "minmax"  # "minmax", "percentile" (99.999) or "entropy"
 
@@ -248,9 +249,72 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     finally:
         root.setLevel(level)
     out = onnx.load(str(out_path))
-    if _quantize_fp32_inputs(out, overrides):
+    changed = _quantize_fp32_inputs(out, overrides)
+    if options.integer_clamps:
+        changed += _integer_clamps(out)
+    if changed:
         onnx.save_model(out, str(out_path))
     return Path(out_path)
+
+
+def _integer_clamps(proto) -> int:
+    """Run the binary branches' per-channel Max/Min on the uint8 codes instead of dequantised floats.
+
+    Pattern ``Q(v) -> DQ -> Max(lo) -> Min(hi) -> Clip -> Q(y) -> DQ`` with the same grid for v and y: rounding
+    is monotone, so ``Q(min(max(v, lo), hi)) = min(max(Q(v), Q(lo)), Q(hi))`` exactly. Returns the rewrites.
+    """
+    from onnx import numpy_helper
+
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    users: dict[str, list] = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            users[i].append(n)
+
+    def only(tensor, op):
+        u = users.get(tensor, [])
+        return u[0] if len(u) == 1 and u[0].op_type == op else None
+
+    def value(name):
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    removed, retyped, count = set(), set(), 0
+    for mx in [n for n in g.node if n.op_type == "Max"]:
+        dq_v = producer.get(mx.input[0])
+        q_v = producer.get(dq_v.input[0]) if dq_v is not None and dq_v.op_type == "DequantizeLinear" else None
+        mn = only(mx.output[0], "Min")
+        clip = mn and only(mn.output[0], "Clip")
+        q_y = clip and only(clip.output[0], "QuantizeLinear")
+        if q_v is None or q_v.op_type != "QuantizeLinear" or q_y is None or len(users[q_v.output[0]]) != 1:
+            continue
+        scale, zp = value(q_v.input[1]), value(q_v.input[2])
+        if scale is None or zp is None or value(q_y.input[1]) != scale or value(q_y.input[2]) != zp \
+                or value(mx.input[1]) is None or value(mn.input[1]) is None:
+            continue
+        for node, bound in ((mx, mx.input[1]), (mn, mn.input[1])):
+            codes = np.clip(np.rint(value(bound).astype(np.float64) / float(scale)) + int(zp), 0, 255)
+            name = f"{bound}_uint8_{count}"
+            g.initializer.append(numpy_helper.from_array(codes.astype(np.uint8), name))
+            node.input[1] = name
+        mx.input[0] = q_v.output[0]
+        for user in users[q_y.output[0]]:
+            user.input[:] = [mn.output[0] if i == q_y.output[0] else i for i in user.input]
+        removed |= {dq_v.name, clip.name, q_y.name}
+        retyped |= {mx.output[0], mn.output[0]}
+        count += 1
+    kept_info = [v for v in g.value_info if v.name not in retyped]  # now uint8; shape inference redoes them
+    del g.value_info[:]
+    g.value_info.extend(kept_info)
+    kept = [n for n in g.node if n.name not in removed]
+    del g.node[:]
+    g.node.extend(kept)
+    used = {i for n in g.node for i in n.input}
+    live = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(live)
+    return count
 
 
 def _quantize_fp32_inputs(proto, overrides: dict[str, list[dict]]) -> int:

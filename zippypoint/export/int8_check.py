@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zippypoint.quant.quantizers import ActivationQuantizer
+
 # (layer, the layer its input comes from); None = the normalised image
 LAYERS = (
     ("conv_in", None), ("down1", "conv_in"), ("block1a", "down1"), ("block1b", "block1a"), ("down2", "block1b"),
@@ -25,8 +27,9 @@ LAYERS = (
 )
 
 
-def _layer_outputs(proto) -> dict[str, tuple[str, str, str]]:
-    """layer -> (uint8 code tensor, scale initializer, zero-point initializer) of its quantised output."""
+def _layer_outputs(proto) -> dict[str, tuple[str, str | None, str | None]]:
+    """layer -> (uint8 code tensor, scale initializer, zero-point initializer) of its quantised output, or
+    (float tensor, None, None) where the output is not quantised (it feeds only fp32 nodes)."""
     order = {}
     for k, node in enumerate(proto.graph.node):
         ns = next((p.value for p in node.metadata_props if p.key == "namespace"), "")
@@ -37,9 +40,7 @@ def _layer_outputs(proto) -> dict[str, tuple[str, str, str]]:
     out = {}
     for name, (_, tensor) in order.items():
         q = quant.get(tensor)
-        if q is None:
-            raise ValueError(f"layer {name}: output {tensor!r} is not quantised in this model")
-        out[name] = (q.output[0], q.input[1], q.input[2])
+        out[name] = (q.output[0], q.input[1], q.input[2]) if q is not None else (tensor, None, None)
     missing = [n for n, _ in LAYERS if n not in out]
     if missing:
         raise ValueError(f"layers not found in the int8 graph (not a zippypoint int8 export?): {missing}")
@@ -67,6 +68,9 @@ def layer_agreement(model, int8_path: str | Path, batch: np.ndarray) -> dict[str
 
     def dequantized(layer):
         code, scale, zp = outputs[layer]
+        if scale is None:  # float output: count levels of the layer's own fake-quantiser
+            quants = [m for m in getattr(model, layer).modules() if isinstance(m, ActivationQuantizer)]
+            return values[code], quants[-1].step
         return (values[code].astype(np.float32) - inits[zp].astype(np.float32)) * inits[scale], float(inits[scale])
 
     model = model.eval()
