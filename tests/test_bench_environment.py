@@ -55,3 +55,9 @@ def test_bench_modules_do_not_import_torch():
             "zippypoint.bench.models, zippypoint.commands.benchmark; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_oversubscription_compares_the_one_minute_load_with_the_cores():
+    assert environment.oversubscribed([2.5, 1.0, 1.0], [1.0, 1.0, 1.0], cores=2) is True
+    assert environment.oversubscribed([1.5, 9.0, 9.0], None, cores=2) is False  # 5 and 15 minutes do not count
+    assert environment.oversubscribed(None, None, cores=2) is None

@@ -54,7 +54,8 @@ def test_json_structure(run):
     assert settings["runs"] == 2 and settings["warmup"] == 1 and settings["threads"] == 1 and settings["block"] == 1
     assert settings["resolutions"] == [{"size": "160x120", "top_k": 62}]
     env = results["environment"]
-    for key in ("cpu", "isa", "threads", "libraries", "load_average_start", "load_average_end", "usable_cores"):
+    for key in ("cpu", "isa", "threads", "libraries", "load_average_start", "load_average_end", "usable_cores",
+                "oversubscribed"):
         assert key in env
     assert env["threads"] == 1
     assert results["weights"]["zippypoint"]["source"] == "random"
@@ -182,3 +183,17 @@ def test_onnx_runtimes_and_profile(tmp_path, photos):
                  "--matching-sizes", "none", "--no-profile", "--random-weights", "--work", str(tmp_path / "work"),
                  "--quiet"]) == 0
     assert sorted((tmp_path / "work").glob("*.onnx")) == exported and exported[0].stat().st_mtime_ns == stamp
+
+
+def test_report_rewritten_from_json_with_accuracy(run, tmp_path):
+    _, out, _ = run
+    evaluation = {"methods": {"orb": {"resolutions": {"160x120": {"summary": {"correctness_3": 0.25}}}}}}
+    (tmp_path / "results.json").write_text(json.dumps(evaluation))
+    code = main(["benchmark", "--from-json", str(out / "benchmark.json"), "--accuracy", str(tmp_path / "results.json"),
+                 "--out", str(tmp_path / "again"), "--quiet"])
+    assert code == 0
+    again = json.loads((tmp_path / "again" / "benchmark.json").read_text())
+    assert again["resolutions"]["160x120"]["methods"]["orb"]["accuracy"] == {"c3": 0.25, "from": "orb"}
+    assert (tmp_path / "again" / "speed_vs_accuracy.png").is_file()
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["benchmark", "--from-json", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x"), "--quiet"]) == 2

@@ -60,6 +60,14 @@ def load_average() -> list[float] | None:
         return None
 
 
+def oversubscribed(load_start: list[float] | None, load_end: list[float] | None, cores: int) -> bool | None:
+    """Whether the 1-minute load average exceeded the usable cores at the start or the end (None: unknown).
+    Then thread pools that wait at barriers (OpenMP in torch) stall whenever one of their threads is
+    descheduled, and multi-threaded medians overstate the cost."""
+    loads = [v[0] for v in (load_start, load_end) if v]
+    return None if not loads else max(loads) > cores
+
+
 def library_versions() -> dict[str, str]:
     """Installed versions of the libraries the timed methods use (absent ones are left out)."""
     versions = {"python": platform.python_version()}

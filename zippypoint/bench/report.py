@@ -115,6 +115,10 @@ def environment_lines(results: dict) -> list[str]:
         f"- Threads: {env['threads']} for every method (torch, OpenCV, ONNX Runtime intra-op, faiss).",
         f"- Load average (1 / 5 / 15 min): {fmt_load(load0)} at the start, {fmt_load(load1)} at the end "
         f"(on {env['usable_cores']} cores; above that, other processes competed for the CPU).",
+        *([f"- **Warning: the machine was oversubscribed** (load above {env['usable_cores']} cores). Multi-threaded "
+           "PyTorch methods (XFeat, ALIKED, DISK, ours in PyTorch) then stall at thread barriers whenever a thread "
+           "is descheduled, so their medians overstate their cost; rerun on an idle machine, or compare under load "
+           "with `--threads 1`."] if env.get("oversubscribed") else []),
         f"- Libraries: {versions}.",
         f"- Photos: {', '.join(settings['images'])}, resized to each resolution before timing.",
         f"- Timing: {settings['warmup']} warm-up extractions, then {settings['runs']} timed runs per method in "

@@ -186,6 +186,9 @@ def run_benchmark(config: BenchmarkConfig, *, progress: bool = True, log: Callab
     if config.profile:
         results["profiles"] = _profiles(built, exports, factory, resolutions, config, threads, log)
     results["environment"]["load_average_end"] = environment.load_average()
+    results["environment"]["oversubscribed"] = environment.oversubscribed(
+        results["environment"]["load_average_start"], results["environment"]["load_average_end"],
+        results["environment"]["usable_cores"])
     results["environment"]["thread_settings"] = environment.thread_settings()
     results["summary"] = summarize(results)
     if config.accuracy:

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-runs", type=int, default=10, help="profiled runs per model (default: 10)")
     p.add_argument("--accuracy", type=Path, default=None,
                    help="results.json of `zippypoint evaluate` for the speed-against-accuracy figure (C3)")
+    p.add_argument("--from-json", type=Path, default=None, metavar="BENCHMARK_JSON",
+                   help="time nothing: rewrite the report under --out from an earlier benchmark.json (e.g. to add "
+                   "--accuracy after an evaluation)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no table on stdout")
 
 
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     def say(message: str) -> None:
         print(message, file=sys.stderr)
 
+    if args.from_json is not None:
+        return rewrite_report(args)
     try:
         config = config_from_args(args)
         for name in config.methods or ():
@@ -106,6 +111,33 @@ def run(args: argparse.Namespace) -> int:
         say("error: no method could be timed")
         return 1
     return 1 if results["failed"] else 0
+
+
+def rewrite_report(args: argparse.Namespace) -> int:
+    """``--from-json``: the outputs of an earlier run, with accuracy attached when ``--accuracy`` is given."""
+    import json
+
+    from zippypoint.bench.environment import oversubscribed
+    from zippypoint.bench.report import attach_accuracy, markdown_report, write_outputs
+    from zippypoint.bench.runner import SCHEMA
+
+    try:
+        results = json.loads(args.from_json.read_text())
+        if not isinstance(results, dict) or results.get("schema") != SCHEMA:
+            raise ValueError(f"{args.from_json} is not a benchmark.json (schema {SCHEMA})")
+        if args.accuracy is not None:
+            attach_accuracy(results, args.accuracy)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    env = results["environment"]
+    env.setdefault("oversubscribed", oversubscribed(env.get("load_average_start"), env.get("load_average_end"),
+                                                    env.get("usable_cores", 1)))
+    written = write_outputs(results, args.out)
+    if not args.quiet:
+        print(markdown_report(results))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
 
 
 def register(subparsers) -> None:
