@@ -78,6 +78,8 @@ def attach_accuracy(results: dict, path: str | Path) -> None:
     """Add ``accuracy = {"c3", "from"}`` to every timed method found in the evaluation at ``path``."""
     accuracy = read_accuracy(path)
     results["accuracy_source"] = str(path)
+    dataset = json.loads(Path(path).read_text()).get("dataset") or {}
+    results["accuracy_dataset"] = {"path": dataset.get("path"), "pairs": dataset.get("pairs")}
     for label, res in results["resolutions"].items():
         for name, entry in res["methods"].items():
             found = find_accuracy(accuracy, entry.get("accuracy_names") or [name], label)
@@ -288,14 +290,21 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
                 continue
             ax.scatter(e["fps"], acc["c3"], color="#d95f02" if _is_ours(name) else "#7570b3", zorder=3)
             ax.annotate(name, (e["fps"], acc["c3"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        rates = [e["fps"] for e in res["methods"].values() if e.get("accuracy")]
+        ax.set_xlim(min(rates) / 1.6, max(rates) * 2.5)
         ax.set(title=f"{label}: speed against accuracy", xlabel="frames per second (log)",
                ylabel="homography correctness at 3 px (C3)", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         if missing:
             ax.text(0.01, 0.01, "no accuracy: " + ", ".join(missing), transform=ax.transAxes, fontsize=6,
                     va="bottom", wrap=True)
-    figure.suptitle(f"accuracy from {results.get('accuracy_source')}", fontsize=7)
+    pairs = (results.get("accuracy_dataset") or {}).get("pairs")
+    figure.suptitle(f"C3 from {results.get('accuracy_source')}" + (f" ({pairs} pairs)" if pairs else "") +
+                    "; fps from this benchmark", fontsize=7)
     figure.tight_layout()
     figure.savefig(path)
     return True
