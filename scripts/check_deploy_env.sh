@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deployment-only install check: a fresh virtualenv (no system site-packages) with numpy, onnxruntime and
 # opencv-python-headless from PyPI, the zippypoint sources on PYTHONPATH and no torch, extracts features with
-# an exported ONNX model.
+# an exported ONNX model, through the Python API and through `zippypoint extract --runtime onnx|onnx-int8`.
 #
 #   scripts/check_deploy_env.sh MODEL.onnx [VENV_DIR] [IMAGE]
 #
@@ -52,3 +52,15 @@ assert "torch" not in sys.modules
 print(f"deployment environment OK: {extractor.metadata.preset} ({extractor.metadata.format}), {n} keypoints, "
       f"python {sys.version.split()[0]}, numpy {np.__version__}")
 PY
+
+# the command line, as a deployment uses it
+out="$(mktemp -d)"
+if [ -z "$image" ]; then
+    image="$out/synthetic.png"
+    PYTHONPATH="$repo" "$venv/bin/python" -c "import sys, numpy as np, cv2; rng = np.random.default_rng(0); cv2.imwrite(sys.argv[1], (rng.random((240, 320, 3)) * 255).astype(np.uint8))" "$image"
+fi
+runtime="$(PYTHONPATH="$repo" "$venv/bin/python" -c "import sys; from zippypoint.runtime import OnnxExtractor; print(OnnxExtractor(sys.argv[1]).metadata.format)" "$model")"
+PYTHONPATH="$repo" "$venv/bin/python" -m zippypoint.cli extract --runtime "$runtime" --model "$model" --max-keypoints 500 --out "$out" "$image"
+ls "$out"/*.npz > /dev/null
+rm -rf "$out"
+echo "deployment CLI OK: zippypoint extract --runtime $runtime"

@@ -48,3 +48,4 @@ def test_deployment_only_environment(tmp_path):
                          capture_output=True, text=True, check=False, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "deployment environment OK" in res.stdout
+    assert "deployment CLI OK" in res.stdout
