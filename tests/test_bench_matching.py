@@ -60,3 +60,19 @@ def test_bench_matcher_script_still_runs():
                           "--repeats", "1"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "OpenCV BFMatcher crossCheck" in out.stdout and "NO" not in out.stdout.split("|")
+
+
+@pytest.mark.slow
+def test_gap_variants_script_runs(tmp_path):
+    """The architecture what-if benchmark exports and times two variants (tens of seconds)."""
+    import json
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gap_variants.py"), "--variants",
+                          "base,desc-h8", "--sizes", "64x48", "--runs", "1", "--calibration-count", "2",
+                          "--out", str(tmp_path / "gap.json")], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((tmp_path / "gap.json").read_text())
+    assert set(results["latency"]["64x48"]) == {"base", "desc-h8"}
+    # the SPEC's cost of the network at 640x480, and the SuperPoint-style descriptor head removes the H/4 convs
+    assert results["variants"]["base"]["gmac_640x480"] == pytest.approx(40.7, abs=0.1)
+    assert results["variants"]["desc-h8"]["gmac_640x480"] < 20
