@@ -169,6 +169,9 @@ def summary_lines(results: dict) -> list[str]:
                     if s.get(k)]
         if speedups:
             text += "; speed-up over our full-precision preset `zippypoint-fp`: " + ", ".join(speedups)
+        if results["environment"].get("oversubscribed") and s.get("ours_min_ms") and s.get("xfeat_min_ms"):
+            text += (f". Oversubscribed machine: the fastest runs were ours {s['ours_min_ms']:.1f} ms, XFeat "
+                     f"{s['xfeat_min_ms']:.1f} ms (ours/XFeat {s['xfeat_min_ms'] / s['ours_min_ms']:.2f} by fps)")
         lines.append(text + ".")
     return lines or ["- no resolution was timed."]
 

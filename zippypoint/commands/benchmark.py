@@ -133,6 +133,9 @@ def rewrite_report(args: argparse.Namespace) -> int:
     env = results["environment"]
     env.setdefault("oversubscribed", oversubscribed(env.get("load_average_start"), env.get("load_average_end"),
                                                     env.get("usable_cores", 1)))
+    from zippypoint.bench.runner import summarize
+
+    results["summary"] = summarize(results)
     written = write_outputs(results, args.out)
     if not args.quiet:
         print(markdown_report(results))
