@@ -3,9 +3,11 @@
 Works on numpy arrays and torch tensors with identical results; torch is imported only when a
 tensor is passed, so the numpy path serves the torch-free ONNX runtime.
 
-Tie rule: among equal values the lowest index is kept first. Both versions get it from one
+Tie rule: among equal values the lowest index is kept first. The torch version gets it from one
 stable ascending argsort of the reversed row: equal values keep their reversed order, so the
 last k positions (the k largest) take the tied values nearest the start of the original row.
+The numpy version (the runtime's hot path) finds the k-th largest value by partition and takes
+the tied values in index order, which selects the same set in linear time.
 ``-0.0`` and ``0.0`` compare equal, so they tie. NaN has no order and is refused.
 """
 
@@ -31,10 +33,16 @@ def _topk_numpy(x: np.ndarray, k: int) -> np.ndarray:
     if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
         raise ValueError("x: expected no NaN values")
     d = x.shape[-1]
-    order = np.argsort(x[..., ::-1], axis=-1, kind="stable")[..., d - k :]
-    out = np.zeros(x.shape, np.bool_)
-    np.put_along_axis(out, d - 1 - order, True, axis=-1)
-    return out
+    if x.size == 0:
+        return np.zeros(x.shape, np.bool_)
+    # O(D) per row instead of a sort: the k-th largest value by partition, everything above it,
+    # then as many of the values equal to it as are still needed, lowest index first (same
+    # result as the stable sort used for tensors)
+    kth = np.partition(x, d - k, axis=-1)[..., d - k : d - k + 1]
+    above = x > kth
+    tied = x == kth
+    need = k - above.sum(axis=-1, keepdims=True)
+    return above | (tied & (np.cumsum(tied, axis=-1) <= need))
 
 
 def _topk_torch(x, k: int):
