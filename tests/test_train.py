@@ -107,6 +107,15 @@ def test_overfit_one_batch_lowers_the_loss(image_folder, tmp_path):
     assert (tmp_path / "run" / "final.safetensors").exists() and (tmp_path / "run" / "loss_curves.png").exists()
 
 
+def test_periodic_hpatches_validation_is_logged(image_folder, tmp_path, shared_data):
+    cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint-fp", "max_steps": 1})
+    summary = train(cfg, image_folder, tmp_path / "hp", progress=False, device="cpu",
+                    hpatches=shared_data / "hpatches-dev")
+    assert 0 <= summary["hp_repeatability"] <= 1 and 0 <= summary["hp_mma_3"] <= 1
+    rows = [json.loads(line) for line in (tmp_path / "hp" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r["kind"] == "val" and "hp_correctness_3" in r for r in rows)
+
+
 def test_dry_run_writes_nothing(image_folder, tmp_path):
     cfg = TrainConfig.from_dict({**TINY, "preset": "zippypoint"})
     result = train(cfg, image_folder, tmp_path / "dry", dry_run=True, progress=False, device="cpu")

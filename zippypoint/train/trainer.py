@@ -238,9 +238,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         }, ckpt_path)
 
     def validate() -> dict:
-        if validator is None or not len(validator):
+        if validator is None or (not len(validator) and not hpatches):
             return {}
-        res = {"kind": "val", "step": step, **validator(model)}
+        res = {"kind": "val", "step": step, **(validator(model) if len(validator) else {})}
         if hpatches:
             res.update(_hpatches_metrics(model, hpatches))
         log(res)
@@ -372,8 +372,6 @@ def state_digest(model) -> str:
 
 def _hpatches_metrics(model, root) -> dict:
     """HPatches-layout metrics at 320x240/top-300 through the evaluation package, when available."""
-    try:
-        from zippypoint.eval.api import evaluate_model_quick
-    except ImportError:
-        return {}
+    from zippypoint.eval.quick import evaluate_model_quick
+
     return {f"hp_{k}": v for k, v in evaluate_model_quick(model, root).items()}
