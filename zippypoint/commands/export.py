@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="binary-conv input: int8 threshold conv (default) or fp32 comparison")
     q.add_argument("--hswish-inputs", choices=("design", "calibrated"), default="design",
                    help="range of conv outputs feeding hard-swish: fixed by design (default) or calibrated")
+    q.add_argument("--fp32-first-convs", type=int, choices=(0, 1, 2), default=2,
+                   help="leading convs kept in fp32 (default 2: the input conv and the first downsampling)")
     q.add_argument("--calibrate-all", action="store_true",
                    help="calibrate every tensor instead of using the fake-quantisers' exact scales")
     q.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax")
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         options = Int8Options(design_ranges=not args.calibrate_all,
                               sign="compare" if args.calibrate_all else args.sign,
                               hswish_inputs="calibrated" if args.calibrate_all else args.hswish_inputs,
-                              calibration_method=args.calibration_method)
+                              fp32_first_convs=args.fp32_first_convs, calibration_method=args.calibration_method)
         path = export_model(
             args.format, args.out, args.model, weights=args.weights, random_weights=args.random_weights,
             opset=args.opset, calibration_dir=args.calibration_dir or DEFAULT_CALIBRATION_DIR,

@@ -228,6 +228,8 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from zippypoint.export.qdq_rewrites import integer_clamps, quantize_fp32_inputs
+
     options = options or Int8Options()
     proto = onnx.load(str(float_path))
     overrides, exclude, op_types = quantization_plan(proto, options)
@@ -249,113 +251,12 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     finally:
         root.setLevel(level)
     out = onnx.load(str(out_path))
-    changed = _quantize_fp32_inputs(out, overrides)
+    changed = quantize_fp32_inputs(out, overrides)
     if options.integer_clamps:
-        changed += _integer_clamps(out)
+        changed += integer_clamps(out)
     if changed:
         onnx.save_model(out, str(out_path))
     return Path(out_path)
-
-
-def _integer_clamps(proto) -> int:
-    """Run the binary branches' per-channel Max/Min on the uint8 codes instead of dequantised floats.
-
-    Pattern ``Q(v) -> DQ -> Max(lo) -> Min(hi) -> Clip -> Q(y) -> DQ`` with the same grid for v and y: rounding
-    is monotone, so ``Q(min(max(v, lo), hi)) = min(max(Q(v), Q(lo)), Q(hi))`` exactly. Returns the rewrites.
-    """
-    from onnx import numpy_helper
-
-    g = proto.graph
-    inits = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    users: dict[str, list] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            users[i].append(n)
-
-    def only(tensor, op):
-        u = users.get(tensor, [])
-        return u[0] if len(u) == 1 and u[0].op_type == op else None
-
-    def value(name):
-        return numpy_helper.to_array(inits[name]) if name in inits else None
-
-    removed, retyped, count = set(), set(), 0
-    for mx in [n for n in g.node if n.op_type == "Max"]:
-        dq_v = producer.get(mx.input[0])
-        q_v = producer.get(dq_v.input[0]) if dq_v is not None and dq_v.op_type == "DequantizeLinear" else None
-        mn = only(mx.output[0], "Min")
-        clip = mn and only(mn.output[0], "Clip")
-        q_y = clip and only(clip.output[0], "QuantizeLinear")
-        if q_v is None or q_v.op_type != "QuantizeLinear" or q_y is None or len(users[q_v.output[0]]) != 1:
-            continue
-        scale, zp = value(q_v.input[1]), value(q_v.input[2])
-        if scale is None or zp is None or value(q_y.input[1]) != scale or value(q_y.input[2]) != zp \
-                or value(mx.input[1]) is None or value(mn.input[1]) is None:
-            continue
-        for node, bound in ((mx, mx.input[1]), (mn, mn.input[1])):
-            codes = np.clip(np.rint(value(bound).astype(np.float64) / float(scale)) + int(zp), 0, 255)
-            name = f"{bound}_uint8_{count}"
-            g.initializer.append(numpy_helper.from_array(codes.astype(np.uint8), name))
-            node.input[1] = name
-        mx.input[0] = q_v.output[0]
-        for user in users[q_y.output[0]]:
-            user.input[:] = [mn.output[0] if i == q_y.output[0] else i for i in user.input]
-        removed |= {dq_v.name, clip.name, q_y.name}
-        retyped |= {mx.output[0], mn.output[0]}
-        count += 1
-    kept_info = [v for v in g.value_info if v.name not in retyped]  # now uint8; shape inference redoes them
-    del g.value_info[:]
-    g.value_info.extend(kept_info)
-    kept = [n for n in g.node if n.name not in removed]
-    del g.node[:]
-    g.node.extend(kept)
-    used = {i for n in g.node for i in n.input}
-    live = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(live)
-    return count
-
-
-def _quantize_fp32_inputs(proto, overrides: dict[str, list[dict]]) -> int:
-    """Give nodes left in fp32 (excluded convs) the design quantisation of their inputs.
-
-    quantize_static only quantises a tensor for quantised consumers, so an fp32 conv reading a fake-quant
-    output would see it unrounded. Insert the missing QuantizeLinear/DequantizeLinear pair (exactly the
-    fake-quant, by the design grid). Returns the number of pairs inserted.
-    """
-    from onnx import helper, numpy_helper
-
-    produced_by = {o: n for n in proto.graph.node for o in n.output}
-    inserted: dict[str, str] = {}
-    new_nodes = []
-    for node in proto.graph.node:
-        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        for i, name in enumerate(node.input):
-            grid = overrides.get(name, [{}])[0]
-            if "scale" not in grid or produced_by.get(name) is None:
-                continue
-            if name not in inserted:
-                scale, zp = f"{name}_fp32_scale", f"{name}_fp32_zero_point"
-                proto.graph.initializer.extend([numpy_helper.from_array(grid["scale"], scale),
-                                                numpy_helper.from_array(grid["zero_point"], zp)])
-                new_nodes += [helper.make_node("QuantizeLinear", [name, scale, zp], [f"{name}_fp32_q"],
-                                               name=f"{name}_fp32_QuantizeLinear"),
-                              helper.make_node("DequantizeLinear", [f"{name}_fp32_q", scale, zp], [f"{name}_fp32_dq"],
-                                               name=f"{name}_fp32_DequantizeLinear")]
-                inserted[name] = f"{name}_fp32_dq"
-            node.input[i] = inserted[name]
-    if not new_nodes:
-        return 0
-    # keep a topological order: each new pair right after its producer
-    nodes = list(proto.graph.node)
-    for q, dq in zip(new_nodes[::2], new_nodes[1::2], strict=True):
-        at = next(k for k, n in enumerate(nodes) if q.input[0] in n.output) + 1
-        nodes[at:at] = [q, dq]
-    del proto.graph.node[:]
-    proto.graph.node.extend(nodes)
-    return len(inserted)
 
 
 def export_int8(model, path: str | Path, metadata: ExportMetadata, calibration_images: Sequence[str | Path], *,
