@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_MAX_PIXELS = 100_000_000  # refuse images above this many pixels before decoding
 MIN_SIZE = 24  # smallest side the network accepts (three cells)
 

@@ -17,11 +17,20 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def progress(items, **kwargs):
+    """A tqdm progress bar where tqdm is installed (the torch-free deployment install may lack it)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, **kwargs)
+
+
 def collect_inputs(inputs: list[str]) -> tuple[list, list[tuple[str, str]]]:
     """Expand folders; returns (image paths, [(path, reason)] for inputs that are not usable)."""
     from pathlib import Path
 
-    from zippypoint.train.data import IMAGE_SUFFIXES
+    from zippypoint.io import IMAGE_SUFFIXES
 
     paths, problems = [], []
     for item in inputs:
@@ -43,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
-    from tqdm import tqdm
 
     from zippypoint.model.weights import WeightsError
 
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stems: dict[str, Path] = {}
     written = 0
-    for path in tqdm(paths, desc="extract", unit="img", disable=len(paths) < 2):
+    for path in progress(paths, desc="extract", unit="img", disable=len(paths) < 2):
         stem = path.stem
         if stem in stems:
             failures.append((str(path), f"same stem as {stems[stem]}; its .npz would be overwritten"))

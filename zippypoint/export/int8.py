@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
+from zippypoint.io import IMAGE_SUFFIXES
 
 DEFAULT_CALIBRATION_DIR = Path("../shared/data/train-images")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 # data-movement ops: their output keeps the input's quantisation (ONNX Runtime runs them on uint8)
 _PASS_THROUGH = ("DepthToSpace", "Reshape", "Transpose")
 
@@ -76,7 +76,7 @@ def find_images(root: str | Path, limit: int | None = None) -> list[Path]:
         raise FileNotFoundError(f"calibration image folder not found: {root}")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     if limit is not None and limit < len(paths):
         if limit <= 0:
             raise ValueError(f"limit must be positive, got {limit}")

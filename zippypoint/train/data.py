@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zippypoint.io import ImageReadError, read_image
+from zippypoint.io import IMAGE_SUFFIXES, ImageReadError, read_image
 from zippypoint.train.homography import HomographyConfig, sample_homography
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 log = logging.getLogger(__name__)
 
 
