@@ -23,7 +23,7 @@ from zippypoint.postprocess import PostprocessConfig, dense_to_features
 class ExtractorConfig:
     max_keypoints: int | None = 1000  # keep the N highest-scoring keypoints; None = all
     score_threshold: float = 1e-4  # minimum keypoint score
-    nms_radius: int = 1  # non-maximum suppression radius in 8x8 cells (0 = off)
+    nms_radius: int = 0  # NMS radius in 8x8 cells; 0 = off (each cell already holds one keypoint; see README)
     resize: tuple[int, int] | None = None  # (W, H) the network sees; None = native size (padded to 8)
     max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images before decoding
 

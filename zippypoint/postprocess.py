@@ -17,7 +17,7 @@ from zippypoint.binary_desc.packing import pack_bits
 class PostprocessConfig:
     max_keypoints: int | None = 1000  # keep at most this many (highest scores); None = all
     score_threshold: float = 1e-4  # drop cells scoring below this
-    nms_radius: int = 1  # suppression radius in cells (1 = 3x3 on the cell grid); 0 disables NMS
+    nms_radius: int = 0  # suppression radius in cells (1 = 3x3 on the cell grid, the original); 0 = off
     descriptor_ones: int = 64  # ones per binary descriptor
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ def add_extractor_args(p: argparse.ArgumentParser, max_keypoints: int = 1000) ->
                    help="torch (PyTorch), onnx or onnx-int8 (ONNX Runtime; no torch needed for an .onnx file)")
     p.add_argument("--max-keypoints", type=int, default=max_keypoints, help="keep the N best keypoints (0 = none)")
     p.add_argument("--score-threshold", type=float, default=1e-4, help="minimum keypoint score")
-    p.add_argument("--nms-radius", type=int, default=1, help="NMS radius in 8x8 cells (0 = off)")
+    p.add_argument("--nms-radius", type=int, default=0, help="NMS radius in 8x8 cells (0 = off, the default; 1 = 3x3)")
     p.add_argument("--resize", default=None, metavar="WxH", help="resize images to WxH before the network")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
 
