@@ -95,3 +95,12 @@ def test_peer_weights_are_real(photo, name):
     assert result["repeatability"] > 0.3
     assert result["mma"][2] > 0.5
     assert result["correctness_5"] == 1.0
+
+
+def test_onnx_method_names_choose_the_format():
+    from zippypoint.eval.methods import OnnxMethod, create_method
+
+    fp32 = create_method("onnx:zippypoint", 300)
+    int8 = create_method("onnx-int8:zippypoint", 300)
+    assert isinstance(fp32, OnnxMethod) and fp32.fmt == "onnx" and fp32.name == "onnx:zippypoint"
+    assert isinstance(int8, OnnxMethod) and int8.fmt == "onnx-int8" and int8.settings["max_keypoints"] == 1200

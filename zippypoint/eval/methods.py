@@ -144,10 +144,13 @@ class OnnxMethod:
 
     descriptor_kind = "binary"
 
-    def __init__(self, path_or_preset: str = DEFAULT_PRESET, *, max_keypoints: int = 1200) -> None:
-        self.name = f"onnx:{path_or_preset}"
+    def __init__(self, path_or_preset: str = DEFAULT_PRESET, *, fmt: str = "onnx", max_keypoints: int = 1200) -> None:
+        if fmt not in ("onnx", "onnx-int8"):
+            raise ValueError(f"fmt must be 'onnx' or 'onnx-int8', got {fmt!r}")
+        self.name = f"{fmt}:{path_or_preset}"
         self.path_or_preset = path_or_preset
-        self.settings = {"onnx": path_or_preset, "max_keypoints": max_keypoints}
+        self.fmt = fmt
+        self.settings = {"onnx": path_or_preset, "format": fmt, "max_keypoints": max_keypoints}
         self._extractor = None
 
     def load(self) -> None:
@@ -161,11 +164,15 @@ class OnnxMethod:
 
             kwargs["config"] = ExtractorConfig(max_keypoints=self.settings["max_keypoints"])
         try:
-            self._extractor = OnnxExtractor(self.path_or_preset, **kwargs)
-        except Exception as exc:  # missing model file or runtime error: skip with the reason
+            path = Path(self.path_or_preset)
+            if not path.is_file():  # a preset: its shipped weights, exported once and cached
+                from zippypoint.runtime.model_cache import exported_model_path
+
+                path = exported_model_path(self.path_or_preset, self.fmt)
+            self._extractor = OnnxExtractor(path, **kwargs).load()
+        except Exception as exc:  # missing model file, weights or runtime: skip with the reason
             raise MethodUnavailable(f"cannot build ONNX extractor {self.path_or_preset!r}: {exc}") from None
-        if Path(self.path_or_preset).is_file():
-            self.settings["onnx_sha256"] = file_sha256(self.path_or_preset)
+        self.settings["onnx_sha256"] = file_sha256(path)
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         if self._extractor is None:
@@ -188,7 +195,7 @@ def registry_presets() -> list[str]:
 
 def default_method_names() -> list[str]:
     """Every method the evaluation knows, ours first; unavailable ones are skipped when loaded."""
-    return [*registry_presets(), f"onnx:{DEFAULT_PRESET}", *PEER_NAMES]
+    return [*registry_presets(), f"onnx:{DEFAULT_PRESET}", f"onnx-int8:{DEFAULT_PRESET}", *PEER_NAMES]
 
 
 def create_method(name: str, top_k: int) -> Method:
@@ -208,12 +215,13 @@ def create_method(name: str, top_k: int) -> Method:
         return kornia_methods.DiskMethod(max_keypoints=budget)
     if name == "xfeat":
         return kornia_methods.XFeatMethod(max_keypoints=budget)
-    if name.startswith("onnx:") or name == "onnx":
-        return OnnxMethod(name.partition(":")[2] or DEFAULT_PRESET, max_keypoints=budget)
+    fmt, colon, target = name.partition(":")
+    if fmt in ("onnx", "onnx-int8") and (colon or name == fmt):
+        return OnnxMethod(target or DEFAULT_PRESET, fmt=fmt, max_keypoints=budget)
     preset, has_file, weights = name.partition("=")
     if preset == DEFAULT_PRESET or preset in registry_presets():
         if has_file and not weights:
             raise ValueError(f"method {name!r}: expected <preset>=<weights.safetensors>")
         return ZippyPointMethod(preset, weights=weights or None, max_keypoints=budget)
-    known = ", ".join([*registry_presets(), "<preset>=<weights.safetensors>", "onnx:<preset or file>", *PEER_NAMES])
+    known = ", ".join([*registry_presets(), "<preset>=<weights.safetensors>", "onnx:<preset or file>", "onnx-int8:<preset or file>", *PEER_NAMES])
     raise ValueError(f"unknown method {name!r}; known: {known}")
