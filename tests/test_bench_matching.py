@@ -63,12 +63,13 @@ def test_bench_matcher_script_still_runs():
 
 
 @pytest.mark.slow
-def test_gap_variants_script_runs(tmp_path):
+def test_gap_variants_script_runs(tmp_path, shared_data):
     """The architecture what-if benchmark exports and times two variants (tens of seconds)."""
     import json
 
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gap_variants.py"), "--variants",
                           "base,desc-h8", "--sizes", "64x48", "--runs", "1", "--calibration-count", "2",
+                          "--calibration-dir", str(shared_data / "train-images"),
                           "--out", str(tmp_path / "gap.json")], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads((tmp_path / "gap.json").read_text())
