@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# property tests check values, not speed: no per-example deadline on a shared, noisy machine
+settings.register_profile("zippypoint", deadline=None)
+settings.load_profile("zippypoint")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ZIPPYPOINT_DATA", REPO.parent / "shared" / "data"))
