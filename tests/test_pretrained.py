@@ -77,8 +77,13 @@ def test_horizontal_flip_maps_keypoints(extractor, photo_bgr):
     b = extractor.extract(img[:, ::-1].copy())["keypoints"]
     mirrored = a.copy()
     mirrored[:, 0] = 319 - mirrored[:, 0]  # documented convention: x -> W - 1 - x
-    d = np.linalg.norm(mirrored[:100, None] - b[None], axis=-1).min(axis=1)
-    assert np.median(d) <= 1.0
+    dist = np.linalg.norm(mirrored[:100, None] - b[None], axis=-1)
+    nearest = dist.argmin(axis=1)
+    close = dist[np.arange(len(nearest)), nearest] <= 3.0
+    assert close.mean() >= 0.8  # the strongest keypoints come back under the flip
+    # the convention is right when the flip leaves no systematic horizontal offset (x -> W - x would give 1 px)
+    dx = b[nearest[close], 0] - mirrored[:100][close, 0]
+    assert abs(float(np.mean(dx))) <= 0.25
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
@@ -91,4 +96,4 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     err = float(text.split("homography corner error vs ground truth:")[1].split("px")[0])
     assert err < 5.0
     picture = cv2.imread(str(out))
-    assert picture is not None and picture.shape[1] == 1200
+    assert picture is not None and picture.shape[1] == 1024  # two 512-px images side by side

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLES = ("coffee", "astronaut", "chelsea", "rocket")
+SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
 
 
 def sample_photo(name: str = "coffee") -> np.ndarray:
@@ -36,7 +36,7 @@ def relight(image: np.ndarray, gain: float = 0.75, gamma: float = 1.3, offset: f
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def make_demo_pair(name: str = "coffee") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_demo_pair(name: str = "astronaut") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image1, image2, H) with image2 = relight(warp(image1, H))."""
     import cv2
 

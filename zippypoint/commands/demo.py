@@ -12,7 +12,7 @@ def register(sub) -> None:
                        description="Without --images: a photo bundled with scikit-image and a copy warped by a "
                                    "known homography and relit; prints matches, inliers and the homography error.")
     p.add_argument("--images", nargs=2, metavar=("IMAGE1", "IMAGE2"), default=None, help="use your own two images")
-    p.add_argument("--sample", default="coffee", help="bundled photo: coffee, astronaut, chelsea or rocket")
+    p.add_argument("--sample", default="astronaut", help="bundled photo: astronaut, coffee, chelsea or rocket")
     p.add_argument("--out", default="zippypoint_demo.png", help="picture to write")
     p.add_argument("--ratio", type=float, default=0.95, help="Lowe's ratio (1 = off)")
     add_extractor_args(p)
