@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import requires_weights
 
 GOLDEN = Path(__file__).with_name("golden") / "zippypoint.npz"
