@@ -16,7 +16,6 @@ extractor of ``zippypoint.runtime``).
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Protocol
@@ -87,11 +86,9 @@ def check_features(features: dict, method: Method) -> dict[str, np.ndarray]:
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from zippypoint.model.weights import sha256_file
+
+    return sha256_file(path)
 
 
 class ZippyPointMethod:

@@ -26,13 +26,9 @@ def _version(distribution: str) -> str | None:
 
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo where there is one, else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from zippypoint.bench.environment import cpu_model as _cpu_model
+
+    return _cpu_model()
 
 
 def environment() -> dict:

@@ -55,13 +55,7 @@ def machine_description() -> dict[str, str]:
 
     import onnxruntime as ort
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cores": str(os.cpu_count()), "os": platform.platform(),
+    from zippypoint.bench.environment import cpu_model
+
+    return {"cpu": cpu_model(), "logical_cores": str(os.cpu_count()), "os": platform.platform(),
             "python": platform.python_version(), "onnxruntime": ort.__version__}

@@ -7,7 +7,6 @@ export. Cache folder: ``$ZIPPYPOINT_CACHE/exports`` or ``~/.cache/zippypoint/exp
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -19,19 +18,11 @@ def cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "zippypoint") / "exports"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Path | None = None,
                         directory: str | Path | None = None, calibration_dir: str | Path | None = None) -> Path:
     """Path of ``preset`` exported as ``fmt`` with its shipped weights (or ``weights``), exporting on first use."""
     from zippypoint.model.registry import get_preset
-    from zippypoint.model.weights import WeightsError
+    from zippypoint.model.weights import WeightsError, sha256_file
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -40,7 +31,7 @@ def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
         raise WeightsError(f"no weights to export for {preset!r} (looked for {source}); pass --weights FILE "
                            "or an exported .onnx file as the model")
     folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / f"{preset}-{fmt}-{_sha256(source)[:16]}.onnx"
+    path = folder / f"{preset}-{fmt}-{sha256_file(source)[:16]}.onnx"
     if path.is_file():
         return path
     try:

@@ -12,18 +12,9 @@ import platform
 import shutil
 from pathlib import Path
 
+from zippypoint.bench.environment import cpu_model
 from zippypoint.model.registry import WEIGHTS_DIR, get_preset
 from zippypoint.model.weights import read_state_dict, sha256_file
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR) -> dict:
