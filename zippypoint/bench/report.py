@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +29,10 @@ def safe_name(name: str) -> str:
 
 
 def _plain(value):
-    """JSON-safe copy: numpy scalars to Python, NaN and Inf to null."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
+    """JSON-safe copy: numpy scalars to Python, NaN and Inf to null (the evaluation report's rule)."""
+    from zippypoint.eval.report import _plain as plain
+
+    return plain(value)
 
 
 def write_json(results: dict, path: Path) -> None:
