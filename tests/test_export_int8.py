@@ -147,6 +147,22 @@ def test_integer_kernels_match_the_qdq_graph():
     assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
 
 
+def test_int8_pixel_geometry_is_not_quantised(tmp_path):
+    """The cell grid + offsets stay fp32: calibrated on small photos, a larger image still gets keypoints
+    within 7 px of their cell centres everywhere (a quantised grid saturated at the calibration width)."""
+    from zippypoint.export.exporter import export_model
+
+    require_photos()
+    path = export_model("onnx-int8", tmp_path / "small-calib.onnx", "zippypoint", net=reference_model(),
+                        calibration_dir=PHOTOS, calibration_count=2, calibration_resize=(160, 120))
+    batch = _photo_batches(1, (640, 480))[0]
+    kp = _session(path).run(["keypoints"], {"image": batch})[0][0]
+    h, w = kp.shape[1:]
+    centres = np.stack(np.meshgrid(np.arange(w) * 8 + 3.5, np.arange(h) * 8 + 3.5))
+    assert np.abs(kp - centres).max() <= 7.0 + 1e-3
+    assert kp[0].max() > 600 and kp[1].max() > 440
+
+
 def test_int8_runs_at_other_sizes_and_batches():
     s = _session(exported("onnx-int8"))
     for shape in ((1, 3, 24, 24), (2, 3, 56, 88)):
@@ -167,8 +183,8 @@ def _shipped_model():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap with the shipped weights: 38% of keypoints within 1 px "
-                   "(descriptor bits 95.4% equal) against the required 95%; see the deployment notes")
+@pytest.mark.xfail(strict=True, reason="known gap with the shipped weights: 92% of keypoints within 1 px "
+                   "(descriptor bits 97.0% equal) against the required 95%; see the deployment notes")
 def test_int8_matches_fake_quant_pytorch_on_photos(tmp_path):
     """The requirement: >= 95% of keypoints within 1 px and >= 95% of descriptor bits equal, on real photos."""
     from zippypoint.export.exporter import export_model

@@ -133,6 +133,19 @@ class _Graph:
         users = self.consumers.get(tensor, [])
         return users[0] if len(users) == 1 and users[0].op_type == op_type else None
 
+    def ancestors(self, tensors: Iterable[str]) -> set[str]:
+        """Names of the nodes that ``tensors`` depend on."""
+        producer = {o: n for n in self.nodes for o in n.output}
+        seen: set[str] = set()
+        stack = [producer[t] for t in tensors if t in producer]
+        while stack:
+            n = stack.pop()
+            if n.name in seen:
+                continue
+            seen.add(n.name)
+            stack.extend(producer[i] for i in n.input if i in producer)
+        return seen
+
     def descendants(self, roots: Iterable) -> set[str]:
         """Names of the nodes reachable from ``roots`` (inclusive)."""
         seen: set[str] = set()
@@ -213,6 +226,11 @@ def quantization_plan(proto, options: Int8Options) -> tuple[dict[str, list[dict]
     for end in ends:
         heads.extend(m for m in graph.nodes if end.input[0] in m.output and m.op_type == "Conv")
     exclude = graph.descendants(ends)
+    # only the network's feature path is quantised: the pixel geometry (cell grid + offsets, built from the
+    # map's shape) is fp32; a calibrated uint8 range would saturate its coordinates at the calibration size
+    maps = [o.name for o in proto.graph.output if o.name not in ("scores", "keypoints")]  # the descriptor map
+    feature_path = graph.ancestors([end.input[0] for end in ends] + maps)
+    exclude |= {n.name for n in graph.nodes if n.name not in feature_path}
     if options.fp32_heads:
         exclude |= {m.name for m in heads}
     for conv in [n for n in graph.nodes if n.op_type == "Conv"][: options.fp32_first_convs]:

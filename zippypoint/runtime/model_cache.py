@@ -1,8 +1,9 @@
 """Exported models of a preset, cached on disk: ``exported_model_path("zippypoint", "onnx-int8")``.
 
 A cached file is used without torch; exporting one the first time needs torch (and, for int8, the calibration
-photos). Files are keyed by preset, format and the sha256 of the weights, so new weights never reuse an old
-export. Cache folder: ``$ZIPPYPOINT_CACHE/exports`` or ``~/.cache/zippypoint/exports``.
+photos). Files are keyed by preset, format, the export recipe's revision and the sha256 of the weights, so new
+weights or a new recipe never reuse an old export. Cache folder: ``$ZIPPYPOINT_CACHE/exports`` or
+``~/.cache/zippypoint/exports``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 FORMATS = ("onnx", "onnx-int8")
+# bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
+RECIPE_REVISION = {"onnx": 1, "onnx-int8": 2}
 
 
 def cache_dir() -> Path:
@@ -31,7 +34,7 @@ def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
         raise WeightsError(f"no weights to export for {preset!r} (looked for {source}); pass --weights FILE "
                            "or an exported .onnx file as the model")
     folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / f"{preset}-{fmt}-{sha256_file(source)[:16]}.onnx"
+    path = folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}.onnx"
     if path.is_file():
         return path
     try:
