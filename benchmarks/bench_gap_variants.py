@@ -66,10 +66,10 @@ def build_variant(name: str):
             if "stem-h2" in parts:
                 cin, c0 = net.config.in_channels, net.config.widths[0]
                 self.stem = nn.Sequential(nn.Conv2d(4 * cin, c0, 3, padding=1), nn.Hardswish(),
-                                          FixedRangeQuant(net.config.act_range_early, False))
+                                          FixedRangeQuant(2 * net.config.act_range_early / 255, -128, 127, False))
             if "no-binary" in parts:
                 # block4a widens 128 -> 256: keep only its int8 projection shortcut
-                self.widen = nn.Sequential(nn.Conv2d(net.config.widths[3], c4, 1), FixedRangeQuant(6.0, False))
+                self.widen = nn.Sequential(nn.Conv2d(net.config.widths[3], c4, 1), FixedRangeQuant(12 / 255, -128, 127, False))
 
         def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
             x = (image - 0.5) * self.config.input_scale

@@ -26,18 +26,17 @@ _BIG = torch.finfo(torch.float32).max
 
 
 class FixedRangeQuant(nn.Module):
-    """An 8-bit fake-quantiser with a fixed range: levels ``k*step``, k in [-128, 127]."""
+    """An 8-bit fake-quantiser with a fixed grid: levels ``k*step``, k in [qmin, qmax] (255 steps)."""
 
-    def __init__(self, qmax: float, rounding: bool) -> None:
+    def __init__(self, step: float, qmin: int, qmax: int, rounding: bool) -> None:
         super().__init__()
-        self.qmax = float(qmax)
-        self.step = 2.0 * self.qmax / 255.0
+        self.step, self.qmin, self.qmax = float(step), int(qmin), int(qmax)
         self.rounding = rounding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.rounding:
-            return fake_quant_ste(x, self.step, -128, 127)
-        return torch.clamp(x, -128 * self.step, 127 * self.step)
+            return fake_quant_ste(x, self.step, self.qmin, self.qmax)
+        return torch.clamp(x, self.qmin * self.step, self.qmax * self.step)
 
 
 def _quant(q: ActivationQuantizer | None, rounding: bool) -> nn.Module:
@@ -45,7 +44,7 @@ def _quant(q: ActivationQuantizer | None, rounding: bool) -> nn.Module:
         return nn.Identity()
     if q.bits != 8:
         raise ValueError(f"only 8-bit activation quantisers can be exported, got {q.bits} bits")
-    return FixedRangeQuant(q.qmax, rounding)
+    return FixedRangeQuant(q.step, q.qmin_int, q.qmax_int, rounding)
 
 
 def bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,17 +74,19 @@ def _folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> nn.Conv2d:
 
 
 class FoldedConvBNAct(nn.Module):
-    """conv (BN folded) -> optional hard-swish -> fixed-range quant."""
+    """conv (BN folded) -> optional hard-swish (with its input quantiser) -> fixed-range quant."""
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None, act: nn.Module,
-                 quant: ActivationQuantizer | None, rounding: bool) -> None:
+                 quant: ActivationQuantizer | None, rounding: bool,
+                 act_in_quant: ActivationQuantizer | None = None) -> None:
         super().__init__()
         self.conv = _folded_conv(conv, bn)
+        self.act_in = _quant(act_in_quant, rounding)
         self.act = act
         self.quant = _quant(quant, rounding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quant(self.act(self.conv(x)))
+        return self.quant(self.act(self.act_in(self.conv(x))))
 
 
 class FoldedBinaryBranch(nn.Module):
@@ -158,7 +159,7 @@ class FoldedBinaryBlock(nn.Module):
 
 def _fold_cba(m: ConvBNAct, rounding: bool) -> FoldedConvBNAct:
     act = nn.Hardswish() if isinstance(m.act, nn.Hardswish) else nn.Identity()
-    return FoldedConvBNAct(m.conv, m.bn, act, m.out_quant, rounding)
+    return FoldedConvBNAct(m.conv, m.bn, act, m.out_quant, rounding, m.act_in_quant)
 
 
 def _space_to_depth_conv(conv: nn.Conv2d) -> nn.Conv2d:

@@ -37,6 +37,7 @@ import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
 from zippypoint.io import IMAGE_SUFFIXES
+from zippypoint.quant.quantizers import hardswish_input_max
 
 DEFAULT_CALIBRATION_DIR = Path("../shared/data/train-images")
 # data-movement ops: their output keeps the input's quantisation (ONNX Runtime runs them on uint8)
@@ -50,6 +51,7 @@ class Int8Options:
     hswish_inputs: str = "design"  # range of conv outputs feeding hard-swish: "design" [-3, r] or "calibrated"
     fp32_heads: bool = True  # keep the score/location output convs in fp32 (tiny, and they set the geometry)
     integer_clamps: bool = True  # binary branches' per-channel Max/Min on uint8 codes (exact) instead of fp32
+    float_adds: bool = True  # additions of different grids in float (ties rounded as in PyTorch), not QLinearAdd
     fp32_first_convs: int = 2  # leading convs kept fp32: input conv (3 channels) and down1 (see export/README.md)
     calibration_method: str = "minmax"  # "minmax", "percentile" (99.999) or "entropy"
 
@@ -170,9 +172,15 @@ def fake_quant_step(graph: _Graph, clip) -> float | None:
     return step if math.isclose(lo, -128.0 * step, rel_tol=1e-5) else None
 
 
-def hswish_input_max(out_max: float) -> float:
-    """Smallest r with hardswish(r) >= out_max (hardswish(x) = x for x >= 3)."""
-    return out_max if out_max >= 3.0 else (-3.0 + math.sqrt(9.0 + 24.0 * out_max)) / 2.0
+def uint8_grid(graph: _Graph, clip) -> tuple[float, int] | None:
+    """(step, zero point) of a Clip to a 255-step grid with 0 on a level, e.g. [-3, 6] -> (9/255, 85)."""
+    lo = graph.const(clip.input[1]) if len(clip.input) > 1 else None
+    hi = graph.const(clip.input[2]) if len(clip.input) > 2 else None
+    if lo is None or hi is None or not lo < 0 < hi:
+        return None
+    step = (hi - lo) / 255.0
+    zero_point = -lo / step
+    return (step, round(zero_point)) if abs(zero_point - round(zero_point)) < 1e-3 else None
 
 
 def quantization_plan(proto, options: Int8Options) -> tuple[dict[str, list[dict]], list[str], list[str]]:
@@ -208,13 +216,19 @@ def quantization_plan(proto, options: Int8Options) -> tuple[dict[str, list[dict]
                 step = clip and fake_quant_step(graph, clip)
                 if step:
                     overrides[n.output[0]] = grid(step, 128)
+            pre = graph.only_consumer(n.output[0], "Clip")
+            if pre is not None and graph.only_consumer(pre.output[0], "HardSwish") is not None:
+                grid_of_model = uint8_grid(graph, pre)  # the network's hard-swish input quantiser
+                if grid_of_model is not None:
+                    overrides[n.output[0]] = overrides[pre.output[0]] = grid(*grid_of_model)
+                    continue
             act = graph.only_consumer(n.output[0], "HardSwish")
             if act is not None and options.hswish_inputs == "design":
                 clip = graph.only_consumer(act.output[0], "Clip")
                 step = clip and fake_quant_step(graph, clip)
                 if step:
                     overrides[n.output[0]] = [{"rmin": np.array(-3.0, np.float32),
-                                               "rmax": np.array(hswish_input_max(127 * step), np.float32)}]
+                                               "rmax": np.array(hardswish_input_max(127 * step), np.float32)}]
         # data movement keeps the quantisation of its input
         for n in graph.nodes:
             if n.op_type in _PASS_THROUGH and n.input[0] in overrides:
@@ -246,7 +260,7 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from zippypoint.export.qdq_rewrites import integer_clamps, quantize_fp32_inputs
+    from zippypoint.export.qdq_rewrites import float_adds, integer_clamps, quantize_fp32_inputs
 
     options = options or Int8Options()
     proto = onnx.load(str(float_path))
@@ -272,6 +286,8 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     changed = quantize_fp32_inputs(out, overrides)
     if options.integer_clamps:
         changed += integer_clamps(out)
+    if options.float_adds:
+        changed += float_adds(out)
     if changed:
         onnx.save_model(out, str(out_path))
     return Path(out_path)

@@ -1,7 +1,8 @@
 """Rewrites of a QDQ model after ``quantize_static``: exact, and each removes fp32 work or restores a rounding.
 
 - :func:`quantize_fp32_inputs`: fp32-kept convs read their input through its fake-quant grid, as in PyTorch;
-- :func:`integer_clamps`: the binary branches' per-channel Max/Min run on uint8 codes.
+- :func:`integer_clamps`: the binary branches' per-channel Max/Min run on uint8 codes;
+- :func:`float_adds`: additions of two different grids run in float, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -109,4 +110,40 @@ def integer_clamps(proto) -> int:
     live = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(live)
+    return count
+
+
+def float_adds(proto) -> int:
+    """Run in float the quantised additions whose inputs are on different grids than the output.
+
+    ``a + b`` with ``a`` on a finer grid than the sum (block1a adds the ±1 grid of down1 to a ±6 grid) has
+    exact ties (a half output level), which PyTorch rounds from the float sum and ONNX Runtime's integer
+    ``QLinearAdd`` from its own fixed-point arithmetic: they break 1 in 20 outputs differently. ``Sum`` is not
+    fused into ``QLinearAdd``, so ``DQ -> Sum -> Q`` computes the float sum and rounds it like PyTorch.
+    Returns the number of additions rewritten.
+    """
+    from onnx import numpy_helper
+
+    g = proto.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    users: dict[str, list] = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            users[i].append(n)
+
+    def grid(node):
+        return (float(inits[node.input[1]]), int(inits[node.input[2]])) if node.input[1] in inits else None
+
+    count = 0
+    for add in [n for n in g.node if n.op_type == "Add"]:
+        ins = [producer.get(i) for i in add.input]
+        outs = users.get(add.output[0], [])
+        if len(ins) != 2 or any(n is None or n.op_type != "DequantizeLinear" for n in ins) \
+                or len(outs) != 1 or outs[0].op_type != "QuantizeLinear":
+            continue
+        out_grid = grid(outs[0])
+        if out_grid is not None and any(grid(n) != out_grid for n in ins):
+            add.op_type = "Sum"
+            count += 1
     return count

@@ -20,6 +20,9 @@ class ModelConfig:
     act_range_early: float = 1.0  # fake-quant range of the first two layers
     act_range: float = 6.0  # fake-quant range elsewhere
     input_scale: float = 0.225  # x = (I - 0.5) * input_scale for I in [0, 1] (KP2D convention)
+    # quantise hard-swish inputs of the ±act_range int8 convs on the uint8 grid an int8 runtime uses there
+    # (HardSwishInputQuantizer), so that the int8 export computes what the network computes
+    hswish_input_quant: bool = True
 
     def __post_init__(self) -> None:
         if self.in_channels not in (1, 3):

@@ -15,22 +15,45 @@ from torch import nn
 
 from zippypoint.model.config import ModelConfig
 from zippypoint.quant.layers import BinaryConv2d, Int8Conv2d
-from zippypoint.quant.quantizers import ActivationQuantizer
+from zippypoint.quant.quantizers import ActivationQuantizer, HardSwishInputQuantizer
+
+
+class GridHardswish(nn.Hardswish):
+    """Hard-swish as ``x * clamp(x/6 + 1/2, 0, 1)``, the form ONNX Runtime's HardSwish evaluates.
+
+    The same function as ``nn.Hardswish``; the form matters when the input sits on a quantisation grid: for
+    ``x >= 3`` it returns ``x`` exactly, and on the ``3/85`` grid a quarter of those values are exact ties
+    of the ``12/255`` output grid (``x = 3k/85`` is ``3k/4`` output steps), which PyTorch's
+    ``x * relu6(x + 3) / 6`` can push an ulp to the other side.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.clamp(x * (1.0 / 6.0) + 0.5, 0.0, 1.0)
 
 
 class ConvBNAct(nn.Module):
-    """int8 conv + BatchNorm + optional hard-swish, followed by activation fake-quant."""
+    """int8 conv + BatchNorm + optional hard-swish, followed by activation fake-quant.
+
+    With hard-swish in the int8 layers, the conv output is first quantised on the grid of an integer
+    runtime (``act_in_quant``, see :class:`~zippypoint.quant.quantizers.HardSwishInputQuantizer`).
+    """
 
     def __init__(self, cfg: ModelConfig, cin: int, cout: int, k: int, qmax: float, act: bool = True) -> None:
         super().__init__()
         q = cfg.quantized
         self.conv = Int8Conv2d(cin, cout, k, padding=k // 2, bias=False, quantized=q)
         self.bn = nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
-        self.act = nn.Hardswish() if act else nn.Identity()
+        # the ±1 layers (conv_in, down1) deploy in fp32: their hard-swish reads the float conv output
+        grid = q and act and cfg.hswish_input_quant and qmax == cfg.act_range
+        self.act_in_quant = HardSwishInputQuantizer(qmax) if grid else None
+        self.act = (GridHardswish() if grid else nn.Hardswish()) if act else nn.Identity()
         self.out_quant = ActivationQuantizer(qmax, enabled=q)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_quant(self.act(self.bn(self.conv(x))))
+        y = self.bn(self.conv(x))
+        if self.act_in_quant is not None:
+            y = self.act_in_quant(y)
+        return self.out_quant(self.act(y))
 
 
 class Downsample(nn.Module):

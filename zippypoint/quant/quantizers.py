@@ -15,6 +15,8 @@ the exact topology (and state-dict keys) of the mixed-precision ones.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -76,6 +78,8 @@ def fake_quant_ste(x: torch.Tensor, step: float | torch.Tensor, qmin: int, qmax:
     lo, hi = qmin * step, qmax * step
     clipped = torch.clamp(x, lo, hi) if not torch.is_tensor(step) else torch.maximum(torch.minimum(x, hi), lo)
     hard = torch.round(clipped / step) * step
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return hard  # exactly the levels (the STE sum below can be an ulp off them)
     return clipped + (hard - clipped).detach()
 
 
@@ -120,6 +124,38 @@ class ActivationQuantizer(_QuantizerBase):
 
     def extra_repr(self) -> str:
         return f"qmax={self.qmax}, bits={self.bits}, " + super().extra_repr()
+
+
+def hardswish_input_max(out_max: float) -> float:
+    """Smallest r with hardswish(r) >= out_max (hardswish(x) = x for x >= 3)."""
+    return out_max if out_max >= 3.0 else (-3.0 + math.sqrt(9.0 + 24.0 * out_max)) / 2.0
+
+
+class HardSwishInputQuantizer(ActivationQuantizer):
+    """8-bit fake-quant of a conv output that feeds hard-swish, on the grid an integer runtime uses there.
+
+    An int8 conv writes uint8 codes; hard-swish then runs on those codes. The grid covers ``[-3, r]``
+    (hard-swish is 0 below -3; ``hardswish(r)`` is the top of the following ``±qmax`` range) with 256 levels
+    ``k*step``, ``k`` in ``[-z, 255 - z]``, ``step = 3/z``, so -3 and 0 are levels (uint8 zero point ``z``).
+    Training with it makes the mixed-precision network compute what the int8 model computes.
+    For ``qmax = 6``: ``z = 85``, ``step = 3/85``, range ``[-3, 6]``.
+    """
+
+    def __init__(self, qmax: float, enabled: bool = True) -> None:
+        super().__init__(qmax, 8, enabled)
+        top = hardswish_input_max(qmax * 127 / 127.5)  # the output grid's top level, 127 * 2*qmax/255
+        zero_point = round(3.0 * 255 / (top + 3.0))
+        self.step = 3.0 / zero_point
+        self.qmin_int = -zero_point
+        self.qmax_int = 255 - zero_point
+
+    @property
+    def zero_point(self) -> int:
+        """The uint8 code of 0."""
+        return -self.qmin_int
+
+    def extra_repr(self) -> str:
+        return f"range=[{self.qmin_int * self.step:.4g}, {self.qmax_int * self.step:.4g}], " + super().extra_repr()
 
 
 class WeightQuantizer(_QuantizerBase):

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 from pathlib import Path
 
-from zippypoint.bench.environment import cpu_model
 from zippypoint.model.registry import WEIGHTS_DIR, get_preset
 from zippypoint.model.weights import read_state_dict, sha256_file
 
 
-def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR) -> dict:
+def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR,
+            notes: list[str] | None = None) -> dict:
     """Copy the last run's final weights to ``dest/<preset>.safetensors`` and write its card."""
     get_preset(preset)  # validates the name
     runs = [Path(r) for r in runs]
@@ -35,18 +34,19 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         summary = json.loads((run / "summary.json").read_text())
         config = json.loads((run / "config.json").read_text())
         stages.append({"run": run.name, "config": config, "steps": summary["steps"],
-                       "wall_time_s": summary["wall_time_s"],
+                       "wall_time_s": summary["wall_time_s"], "device": summary.get("device", "not recorded"),
                        "validation": {k: v for k, v in summary.items() if k.startswith("val")}})
     card = {
         "preset": preset,
         "sha256": sha,
         "file": target.name,
         "data": "train-images: 836 photos (BSDS500 500, COCO 2017 256, Sun-Hays 80), long side <= 512 px",
-        "hardware": f"{cpu_model()}, {platform.machine()}, CPU only",
+        "hardware": sorted({s["device"] for s in stages}),
         "total_steps": sum(s["steps"] for s in stages),
         "total_wall_time_min": round(sum(s["wall_time_s"] for s in stages) / 60, 1),
         "stages": stages,
         "metrics": metrics or {},
+        "notes": list(notes or []),
     }
     (dest / f"{preset}.card.json").write_text(json.dumps(card, indent=2))
     return card
@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", required=True)
     p.add_argument("--runs", nargs="+", required=True, help="stage run folders in order; the last one is shipped")
     p.add_argument("--metrics", default=None, help="JSON of evaluation metrics to record in the card")
+    p.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
     args = p.parse_args(argv)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    card = release(args.preset, [Path(r) for r in args.runs], metrics)
+    card = release(args.preset, [Path(r) for r in args.runs], metrics, notes=args.note)
     print(json.dumps({k: card[k] for k in ("preset", "sha256", "total_steps", "total_wall_time_min")}, indent=2))
     return 0
 

@@ -104,6 +104,17 @@ def lr_at(cfg: TrainConfig, progress: float) -> float:
     return cfg.lr * 0.5**halvings
 
 
+def describe_device(dev: torch.device, world_size: int = 1) -> str:
+    """What trained a run, for its summary and the model card: ``cuda: <GPU name>`` or ``cpu: <CPU model>``."""
+    if dev.type == "cuda":
+        name = f"cuda: {torch.cuda.get_device_name(dev)}"
+    else:
+        from zippypoint.bench.environment import cpu_model
+
+        name = f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+    return f"{name} x{world_size}" if world_size > 1 else name
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -354,6 +365,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         summary = {"steps": step, "wall_time_s": round(elapsed(), 1), "sha256": sha,
                    "weights": str(out / FINAL), **{k: v for k, v in final.items() if k.startswith("val") or k.startswith("hp")}}
         summary["weights_digest"] = state_digest(model)
+        summary["device"] = describe_device(dev, dist_info.world)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     return {"steps": step, "weights_digest": state_digest(model)}
