@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 CHOICES = {
     "int8-calibrate-all": dict(design_ranges=False, sign="compare", hswish_inputs="calibrated", fp32_first_convs=0),
     "int8-fp32-sign": dict(sign="compare"),
-    "int8-hswish-calibrated": dict(hswish_inputs="calibrated"),
     "int8-all-convs-int8": dict(fp32_first_convs=0),
     "int8-first-conv-fp32": dict(fp32_first_convs=1),
     "int8-int8-heads": dict(fp32_heads=False),

@@ -11,6 +11,7 @@ from zippypoint.eval.hpatches import scale_homography
 from zippypoint.eval.protocol import (
     corner_error,
     evaluate_pair,
+    homography_estimation,
     homography_auc,
     mean_matching_accuracy,
     repeatability,
@@ -113,6 +114,23 @@ def test_fewer_than_four_matches_is_a_wrong_homography():
     assert result["matches"] == 3
     assert result["corner_error"] == math.inf
     assert result["correctness_5"] == 0.0
+
+
+def test_ransac_orders_average_the_correctness():
+    """The first order is the protocol's single run; clean matches are correct in every order; noisy ones
+    give a fraction, and the same inputs give the same fraction."""
+    f1, f2, homography = ground_truth_pair("float")
+    clean = homography_estimation(f1, f2, homography, SIZE, 1000, "float", orders=8)
+    assert clean.order_errors.shape == (8,) and clean.order_errors[0] == clean.corner_error
+    assert (clean.order_errors < 1e-3).all()
+    result = evaluate_pair(f1, f2, homography, SIZE, top_k=1000, kind="float")
+    assert result["correctness_3_orders"] == 1.0 == result["correctness_3"]
+    rng = np.random.default_rng(0)
+    noisy = {**f2, "keypoints": f2["keypoints"] + rng.normal(0, 4.0, f2["keypoints"].shape).astype(np.float32)}
+    a = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float")
+    b = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float")
+    assert 0.0 <= a["correctness_1_orders"] <= a["correctness_3_orders"] <= a["correctness_5_orders"] <= 1.0
+    assert a == b
 
 
 def test_empty_features_give_defined_values():

@@ -177,6 +177,8 @@ def summarize(pairs: list[dict]) -> dict:
         "repeatability": _mean(p["repeatability"] for p in pairs),
         "localization_error": _mean(p["localization_error"] for p in pairs),
         **{f"correctness_{t}": _mean(p[f"correctness_{t}"] for p in pairs) for t in CORRECTNESS_THRESHOLDS},
+        **{f"correctness_{t}_orders": _mean(p[f"correctness_{t}_orders"] for p in pairs)
+           for t in CORRECTNESS_THRESHOLDS},
         "matching_score": _mean(p["matching_score"] for p in pairs),
         "mma": {str(t): _mean(p["mma"][i] for p in pairs) for i, t in enumerate(MMA_THRESHOLDS)},
         "auc": {str(t): v for t, v in homography_auc([p["corner_error"] for p in pairs], AUC_THRESHOLDS).items()},
