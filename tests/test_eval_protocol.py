@@ -11,8 +11,8 @@ from zippypoint.eval.hpatches import scale_homography
 from zippypoint.eval.protocol import (
     corner_error,
     evaluate_pair,
-    homography_estimation,
     homography_auc,
+    homography_estimation,
     mean_matching_accuracy,
     repeatability,
     shared_indices,
