@@ -29,6 +29,7 @@ CHOICES = {
     "int8-all-convs-int8": dict(fp32_first_convs=0),
     "int8-first-conv-fp32": dict(fp32_first_convs=1),
     "int8-int8-heads": dict(fp32_heads=False),
+    "int8-qlinear-add": dict(float_adds=False),
 }
 
 

@@ -197,3 +197,20 @@ def test_report_rewritten_from_json_with_accuracy(run, tmp_path):
     assert (tmp_path / "again" / "speed_vs_accuracy.png").is_file()
     (tmp_path / "bad.json").write_text("{}")
     assert main(["benchmark", "--from-json", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+
+
+def test_int8_accuracy_comes_from_the_int8_evaluation_first():
+    from types import SimpleNamespace
+
+    from zippypoint.bench.methods import _accuracy_names
+    from zippypoint.bench.report import find_accuracy
+
+    accuracy = {"zippypoint": {"320x240": 0.5}, "onnx-int8:zippypoint": {"320x240": 0.4},
+                "onnx:zippypoint": {"320x240": 0.45}}
+    choice = SimpleNamespace(path=None)
+    assert find_accuracy(accuracy, _accuracy_names("zippypoint", "onnx-int8", choice), "320x240") == \
+        ("onnx-int8:zippypoint", 0.4)
+    assert find_accuracy(accuracy, _accuracy_names("zippypoint", "onnx-fp32", choice), "320x240") == \
+        ("onnx:zippypoint", 0.45)
+    assert find_accuracy({"zippypoint": {"320x240": 0.5}}, _accuracy_names("zippypoint", "onnx-int8", choice),
+                         "320x240") == ("zippypoint", 0.5)

@@ -240,7 +240,7 @@ def _accuracy_names(preset: str, runtime: str, choice) -> tuple[str, ...]:
     the PyTorch model (the fp32 ONNX export equals it to 1e-4; int8 and CoreML are close but not equal)."""
     torch_names = ([f"{preset}={choice.path}"] if choice.path is not None else []) + [preset, f"{preset}=*"]
     if runtime == "onnx-int8":
-        return ("onnx:*int8*", *torch_names)
+        return (f"onnx-int8:{preset}", *torch_names)
     if runtime == "onnx-fp32":
         return (f"onnx:{preset}", *torch_names)
     return tuple(torch_names)

@@ -43,17 +43,25 @@ def write_json(results: dict, path: Path) -> None:
 
 
 def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
-    """``{method: {resolution: correctness at 3 px}}`` from an evaluation ``results.json``."""
+    """``{method: {resolution: correctness at 3 px}}`` from an evaluation ``results.json``: the mean over
+    RANSAC orders (``correctness_3_orders``) where the evaluation has it, else the protocol's single run."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise ValueError(f"{path}: not an evaluation results.json (expected a 'methods' object)")
     out: dict[str, dict[str, float]] = {}
     for name, entry in data["methods"].items():
         for label, res in (entry.get("resolutions") or {}).items():
-            value = (res.get("summary") or {}).get("correctness_3")
+            summary = res.get("summary") or {}
+            value = summary.get("correctness_3_orders", summary.get("correctness_3"))
             if value is not None:
                 out.setdefault(name, {})[label] = float(value)
     return out
+
+
+def accuracy_label(evaluation: dict) -> str:
+    """"C3/<orders>" when the evaluation averaged C3 over RANSAC orders, else "C3"."""
+    orders = (evaluation.get("protocol") or {}).get("ransac_orders")
+    return f"C3/{orders}" if orders else "C3"
 
 
 def find_accuracy(accuracy: dict[str, dict[str, float]], patterns, label: str) -> tuple[str, float] | None:
@@ -69,9 +77,12 @@ def attach_accuracy(results: dict, path: str | Path) -> None:
     """Add ``accuracy = {"c3", "from"}`` to every timed method found in the evaluation at ``path``."""
     accuracy = read_accuracy(path)
     results["accuracy_source"] = str(path)
-    dataset = json.loads(Path(path).read_text()).get("dataset") or {}
+    data = json.loads(Path(path).read_text())
+    dataset = data.get("dataset") or {}
+    results["accuracy_metric"] = accuracy_label(data)
     results["accuracy_dataset"] = {"path": dataset.get("path"), "pairs": dataset.get("pairs")}
     for label, res in results["resolutions"].items():
+        res["accuracy_metric"] = results["accuracy_metric"]
         for name, entry in res["methods"].items():
             found = find_accuracy(accuracy, entry.get("accuracy_names") or [name], label)
             entry["accuracy"] = None if found is None else {"c3": found[1], "from": found[0]}
@@ -170,7 +181,7 @@ def summary_lines(results: dict) -> list[str]:
 def resolution_table(res: dict) -> list[str]:
     has_acc = any(e.get("accuracy") is not None for e in res["methods"].values())
     head = ("| method | runtime | weights | kpts | pre ms | network ms | post ms | end-to-end ms (median / p90 / min) "
-            "| fps | match ms | matcher |" + (" C3 |" if has_acc else ""))
+            "| fps | match ms | matcher |" + (f" {res.get('accuracy_metric', 'C3')} |" if has_acc else ""))
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if has_acc else "")]
     for name, e in _sorted_methods(res):
         stages = e.get("stages", {})
@@ -291,13 +302,13 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
         rates = [e["fps"] for e in res["methods"].values() if e.get("accuracy")]
         ax.set_xlim(min(rates) / 1.6, max(rates) * 2.5)
         ax.set(title=f"{label}: speed against accuracy", xlabel="frames per second (log)",
-               ylabel="homography correctness at 3 px (C3)", ylim=(0, 1.02))
+               ylabel=f"homography correctness at 3 px ({results.get('accuracy_metric', 'C3')})", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         if missing:
             ax.text(0.01, 0.01, "no accuracy: " + ", ".join(missing), transform=ax.transAxes, fontsize=6,
                     va="bottom", wrap=True)
     pairs = (results.get("accuracy_dataset") or {}).get("pairs")
-    figure.suptitle(f"C3 from {results.get('accuracy_source')}" + (f" ({pairs} pairs)" if pairs else "") +
+    figure.suptitle(f"{results.get('accuracy_metric', 'C3')} from {results.get('accuracy_source')}" + (f" ({pairs} pairs)" if pairs else "") +
                     "; fps from this benchmark", fontsize=7)
     figure.tight_layout()
     figure.savefig(path)

@@ -165,6 +165,9 @@ def protocol_settings(resolutions) -> dict:
         "auc_thresholds_px": list(protocol.AUC_THRESHOLDS),
         "ransac": {"method": "cv2.findHomography(cv2.RANSAC)", "threshold_px": protocol.RANSAC_THRESHOLD,
                    "max_iters": protocol.RANSAC_ITERATIONS, "deterministic": True},
+        "ransac_orders": protocol.RANSAC_ORDERS,
+        "correctness_orders": "C1/C3/C5 also averaged over this many seeded orders of the matches given to RANSAC "
+                              "(correctness_<t>_orders; the first order is the protocol's single run)",
         "top_k_order": "ascending score (KP2D select_k_best): decides nearest-neighbour ties and RANSAC's order",
         "matching": "nearest neighbour without ratio test: mutual for homography and MMA, one-way for matching "
         "score; Hamming for binary descriptors, L2 for float ones",
