@@ -75,6 +75,7 @@ def test_evaluate_runs_the_protocol_and_writes_reports(benchmark, tmp_path, monk
     results = json.loads((out / "results.json").read_text())
     assert {"python", "torch", "opencv", "kornia", "onnxruntime", "cpu"} <= results["environment"].keys()
     assert results["dataset"]["pairs"] == 6 and len(results["dataset"]["sequences"]) == 3
+    assert results["protocol"]["ransac_orders"] == 256  # the default budget of 1536 RANSAC runs on 6 pairs
     assert results["protocol"]["resolutions"] == [{"size": "320x240", "top_k": 300, "candidates": 1200}]
     assert "peer_weights" in results["methods"]["xfeat"]["skipped"]
     for name in ("orb", "sift"):
@@ -136,8 +137,15 @@ def test_evaluate_our_extractor_from_a_weights_file(benchmark, tmp_path):
     out = tmp_path / "report"
     name = f"zippypoint={weights}"
     assert main(["evaluate", "--data", str(benchmark), "--out", str(out), "--methods", name,
-                 "--resolution", "320x240", "--quiet"]) == 0
+                 "--resolution", "320x240", "--ransac-orders", "3", "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
+    assert results["protocol"]["ransac_orders"] == 3 and "| C3/3 |" in (out / "results.md").read_text()
     entry = results["methods"][name]["resolutions"]["320x240"]
     assert len(entry["settings"]["weights_sha256"]) == 64
     assert 0.0 <= entry["summary"]["repeatability"] <= 1.0
+
+
+def test_ransac_orders_are_checked(benchmark, tmp_path, capsys):
+    assert main(["evaluate", "--data", str(benchmark), "--out", str(tmp_path), "--methods", "orb",
+                 "--ransac-orders", "0", "--quiet"]) == 2
+    assert "--ransac-orders" in capsys.readouterr().err

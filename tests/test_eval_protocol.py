@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from zippypoint.eval.hpatches import scale_homography
 from zippypoint.eval.protocol import (
     corner_error,
+    default_ransac_orders,
     evaluate_pair,
     homography_auc,
     homography_estimation,
@@ -123,14 +124,19 @@ def test_ransac_orders_average_the_correctness():
     clean = homography_estimation(f1, f2, homography, SIZE, 1000, "float", orders=8)
     assert clean.order_errors.shape == (8,) and clean.order_errors[0] == clean.corner_error
     assert (clean.order_errors < 1e-3).all()
-    result = evaluate_pair(f1, f2, homography, SIZE, top_k=1000, kind="float")
+    result = evaluate_pair(f1, f2, homography, SIZE, top_k=1000, kind="float", ransac_orders=8)
     assert result["correctness_3_orders"] == 1.0 == result["correctness_3"]
     rng = np.random.default_rng(0)
     noisy = {**f2, "keypoints": f2["keypoints"] + rng.normal(0, 4.0, f2["keypoints"].shape).astype(np.float32)}
-    a = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float")
-    b = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float")
+    a = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float", ransac_orders=16)
+    b = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float", ransac_orders=16)
     assert 0.0 <= a["correctness_1_orders"] <= a["correctness_3_orders"] <= a["correctness_5_orders"] <= 1.0
     assert a == b
+    single = evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float")
+    assert single["correctness_3_orders"] == single["correctness_3"]
+    assert default_ransac_orders(6) == 256 and default_ransac_orders(580) == 2 and default_ransac_orders(10**5) == 1
+    with pytest.raises(ValueError, match="ransac_orders"):
+        evaluate_pair(f1, noisy, homography, SIZE, top_k=1000, kind="float", ransac_orders=0)
 
 
 def test_empty_features_give_defined_values():

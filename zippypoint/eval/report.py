@@ -18,7 +18,6 @@ from zippypoint.eval.protocol import (
     AUC_THRESHOLDS,
     DISTANCE_THRESHOLD,
     MMA_THRESHOLDS,
-    RANSAC_ORDERS,
     homography_estimation,
 )
 
@@ -83,6 +82,7 @@ def _fmt(value, digits: int = 3) -> str:
 def markdown_table(results: dict) -> str:
     """One row per method and resolution, then the skipped methods with their reasons."""
     dataset = results["dataset"]
+    orders = (results.get("protocol") or {}).get("ransac_orders", 1)
     lines = [
         "# HPatches-protocol evaluation",
         "",
@@ -90,10 +90,10 @@ def markdown_table(results: dict) -> str:
         f"({', '.join(dataset['sequences'][:8])}{', ...' if len(dataset['sequences']) > 8 else ''}).",
         "Protocol: KP2D (SPEC section 6): rep/loc at 3 px, homography correctness C1/C3/C5 (mean corner error),",
         "matching score MS; MMA and homography AUC from the shared-point mutual nearest-neighbour matches.",
-        f"C3/{RANSAC_ORDERS}: C3 averaged over {RANSAC_ORDERS} orders of the matches given to RANSAC (the protocol's "
+        f"C3/{orders}: C3 averaged over {orders} orders of the matches given to RANSAC (the protocol's "
         "single run decides a pair near 3 px by chance).",
         "",
-        f"| method | resolution | top-k | rep | loc | C1 | C3 | C5 | C3/{RANSAC_ORDERS} | MS | MMA@1 | MMA@3 | MMA@5 "
+        f"| method | resolution | top-k | rep | loc | C1 | C3 | C5 | C3/{orders} | MS | MMA@1 | MMA@3 | MMA@5 "
         "| AUC@3 | AUC@5 | AUC@10 | #kpts |",
         "|---|---|---|" + "---|" * 14,
     ]

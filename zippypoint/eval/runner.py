@@ -135,6 +135,7 @@ def evaluate_method(
     cache: PredictionCache,
     *,
     seed: int = 0,
+    ransac_orders: int = 1,
     figure_pair: str | None = None,
     progress: bool = True,
 ) -> MethodRun:
@@ -151,7 +152,7 @@ def evaluate_method(
                 (f1, size1), (f2, size2) = predictions[1], predictions[pair.k]
                 homography = scale_homography(pair.homography, size1, size2, resolution.size)
                 values = evaluate_pair(f1, f2, homography, resolution.size, resolution.top_k,
-                                       method.descriptor_kind, seed=seed)
+                                       method.descriptor_kind, seed=seed, ransac_orders=ransac_orders)
                 run.pairs.append({"pair": pair.id, **values})
                 if pair.id == figure_pair:
                     run.figure = _figure_data(pair, (f1, f2), homography, resolution)
