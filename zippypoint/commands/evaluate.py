@@ -56,8 +56,8 @@ def _split(values) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from zippypoint.eval import report
     from zippypoint.eval.hpatches import HPatchesFormatError, find_sequences
-    from zippypoint.eval.protocol import default_ransac_orders
     from zippypoint.eval.methods import MethodUnavailable, create_method, default_method_names
+    from zippypoint.eval.protocol import default_ransac_orders
     from zippypoint.eval.runner import (
         STANDARD_RESOLUTIONS,
         PredictionCache,
