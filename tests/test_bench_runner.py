@@ -214,3 +214,11 @@ def test_int8_accuracy_comes_from_the_int8_evaluation_first():
         ("onnx:zippypoint", 0.45)
     assert find_accuracy({"zippypoint": {"320x240": 0.5}}, _accuracy_names("zippypoint", "onnx-int8", choice),
                          "320x240") == ("zippypoint", 0.5)
+
+
+def test_label_offsets_separate_nearby_points():
+    from zippypoint.bench.report import label_offsets
+
+    offsets = label_offsets([(19.6, 0.395), (19.5, 0.395), (20.0, 0.40), (700.0, 0.4), (19.6, 0.9)])
+    assert len(set(offsets[:3])) == 3  # three labels at one place get three heights
+    assert offsets[3] == offsets[4] == 3  # far points keep the default

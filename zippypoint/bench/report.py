@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -278,6 +279,21 @@ def plot_speed(results: dict, path: Path) -> None:
     figure.savefig(path)
 
 
+def label_offsets(points: list[tuple[float, float]], near_decades: float = 0.9, near_y: float = 0.05,
+                  step: int = 10) -> list[int]:
+    """Vertical label offsets (points) so that labels of nearby points (fps on a log axis, accuracy) do not
+    print over each other: each point takes the first offset 3, 3 - step, 3 + step, ... unused near it."""
+    placed: list[tuple[float, float, int]] = []
+    offsets = []
+    for fps, y in points:
+        x = math.log10(max(fps, 1e-9))
+        used = {o for px, py, o in placed if abs(px - x) < near_decades and abs(py - y) < near_y}
+        offset = next(3 + k * step for k in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5) if 3 + k * step not in used)
+        placed.append((x, y, offset))
+        offsets.append(offset)
+    return offsets
+
+
 def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
     """fps (log x) against correctness at 3 px, one panel per resolution with accuracy; False if none."""
     panels = [(lab, res) for lab, res in results["resolutions"].items()
@@ -287,14 +303,11 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
     figure = _figure(6.0 * len(panels), 4.8)
     for i, (label, res) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), i + 1)
-        missing = []
-        for name, e in res["methods"].items():
-            acc = e.get("accuracy")
-            if acc is None:
-                missing.append(name)
-                continue
-            ax.scatter(e["fps"], acc["c3"], color="#d95f02" if _is_ours(name) else "#7570b3", zorder=3)
-            ax.annotate(name, (e["fps"], acc["c3"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        missing = [name for name, e in res["methods"].items() if e.get("accuracy") is None]
+        points = [(name, e["fps"], e["accuracy"]["c3"]) for name, e in res["methods"].items() if e.get("accuracy")]
+        for (name, fps, c3), offset in zip(points, label_offsets([(fps, c3) for _, fps, c3 in points]), strict=True):
+            ax.scatter(fps, c3, color="#d95f02" if _is_ours(name) else "#7570b3", zorder=3)
+            ax.annotate(name, (fps, c3), textcoords="offset points", xytext=(4, offset), fontsize=7)
         from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log")
