@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
         ops = optimized_op_counts(path)
         print(f"ONNX Runtime integer kernels: QLinearConv x{ops.get('QLinearConv', 0)}, "
-              f"QLinearAdd x{ops.get('QLinearAdd', 0)}; fp32 Conv x{ops.get('Conv', 0)}")
+              f"QLinearAdd x{ops.get('QLinearAdd', 0)}; fp32 Conv x{ops.get('Conv', 0)}, "
+              f"float additions (Sum) x{ops.get('Sum', 0)}")
     return 0
 
 
