@@ -13,13 +13,18 @@ Recipe (the measured choices are in ``export/README.md``):
    - binary-conv inputs: ``[x < 0]`` from a saturating threshold conv, {0, 1} on codes {0, 255} (scale 1/255,
      zp 0; zero padding is exact); the ±2 weights times the folded BN scale have one int8 code each (exact);
    - binary-conv outputs: BN is folded into them, so they are quantised directly on the next fake-quant grid;
-   - conv outputs feeding hard-swish: range ``[-3, r]`` where ``hswish(r)`` is the top of the following
-     fake-quant range (below -3 hard-swish is 0; above r the output saturates).
+   - conv outputs feeding hard-swish: the network's own grid there
+     (:class:`~zippypoint.quant.quantizers.HardSwishInputQuantizer`, a ``Clip`` to [-3, 6] in the folded
+     graph: step 3/85, zero point 85), so the int8 conv writes the codes the network computes; networks
+     without it get the range ``[-3, r]`` with ``hswish(r)`` the top of the following fake-quant range.
 
    Calibrated: only the raw descriptor map (its range is not fixed by the design).
 3. fp32: the first two convs (the 3-channel full-resolution input conv is no faster in int8, and both feed
    hard-swish with a ±1 output grid finer than any uint8 grid of their inputs), the score and location output
-   convs and everything after them (sigmoid, tanh, pixel geometry).
+   convs and everything after them (sigmoid, tanh), and the pixel geometry (only the feature path is quantised).
+4. Rewrites of the QDQ graph (:mod:`~zippypoint.export.qdq_rewrites`): fp32 convs read their inputs through
+   the fake-quant grid, the binary branches' Max/Min run on uint8 codes, and additions of different grids
+   (block1a) run as a float ``Sum`` so that their ties round as in PyTorch.
 """
 
 from __future__ import annotations
