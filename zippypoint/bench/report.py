@@ -83,7 +83,6 @@ def attach_accuracy(results: dict, path: str | Path) -> None:
     results["accuracy_metric"] = accuracy_label(data)
     results["accuracy_dataset"] = {"path": dataset.get("path"), "pairs": dataset.get("pairs")}
     for label, res in results["resolutions"].items():
-        res["accuracy_metric"] = results["accuracy_metric"]
         for name, entry in res["methods"].items():
             found = find_accuracy(accuracy, entry.get("accuracy_names") or [name], label)
             entry["accuracy"] = None if found is None else {"c3": found[1], "from": found[0]}
@@ -140,7 +139,7 @@ def markdown_report(results: dict) -> str:
         lines.append(f"- Weights of `{preset}`: {w['label']}.")
     lines += ["", "## Summary", ""] + summary_lines(results)
     for label, res in results["resolutions"].items():
-        lines += ["", f"## {label} (top-{res['top_k']})", "", *resolution_table(res)]
+        lines += ["", f"## {label} (top-{res['top_k']})", "", *resolution_table(res, results.get("accuracy_metric", "C3"))]
     if results.get("matching_throughput"):
         lines += ["", "## Matching throughput (n x n 256-bit descriptors, 64 ones each)", "",
                   *matching_table(results["matching_throughput"])]
@@ -179,10 +178,10 @@ def summary_lines(results: dict) -> list[str]:
     return lines or ["- no resolution was timed."]
 
 
-def resolution_table(res: dict) -> list[str]:
+def resolution_table(res: dict, accuracy_metric: str = "C3") -> list[str]:
     has_acc = any(e.get("accuracy") is not None for e in res["methods"].values())
     head = ("| method | runtime | weights | kpts | pre ms | network ms | post ms | end-to-end ms (median / p90 / min) "
-            "| fps | match ms | matcher |" + (f" {res.get('accuracy_metric', 'C3')} |" if has_acc else ""))
+            "| fps | match ms | matcher |" + (f" {accuracy_metric} |" if has_acc else ""))
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if has_acc else "")]
     for name, e in _sorted_methods(res):
         stages = e.get("stages", {})

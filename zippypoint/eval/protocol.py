@@ -191,14 +191,12 @@ def homography_estimation(
     errors = np.linalg.norm(warp_points(p1, homography) - p2, axis=1)
     estimated = estimate_homography(p1, p2, seed) if len(matches) >= 4 else None
     error = corner_error(homography, estimated, size)
-    order_errors = [error]
-    rng = np.random.default_rng(seed)
-    for _ in range(orders - 1):
-        if len(matches) < 4:
-            order_errors.append(error)
-            continue
-        order = rng.permutation(len(matches))
-        order_errors.append(corner_error(homography, estimate_homography(p1[order], p2[order], seed), size))
+    order_errors = [error] * orders  # fewer than 4 matches: no estimate in any order
+    if len(matches) >= 4:
+        rng = np.random.default_rng(seed)
+        for k in range(1, orders):
+            order = rng.permutation(len(matches))
+            order_errors[k] = corner_error(homography, estimate_homography(p1[order], p2[order], seed), size)
     return HomographyResult(error, matches, errors, (len(idx1), len(idx2)), np.asarray(order_errors, np.float64))
 
 

@@ -167,10 +167,16 @@ class _Graph:
         return seen
 
 
-def fake_quant_step(graph: _Graph, clip) -> float | None:
-    """Step of a fixed-range fake-quant Clip (range [-128, 127] * step), None for other Clips."""
+def clip_range(graph: _Graph, clip) -> tuple[float | None, float | None]:
+    """The constant (min, max) of a Clip node; None where a bound is absent or not a constant scalar."""
     lo = graph.const(clip.input[1]) if len(clip.input) > 1 else None
     hi = graph.const(clip.input[2]) if len(clip.input) > 2 else None
+    return lo, hi
+
+
+def fake_quant_step(graph: _Graph, clip) -> float | None:
+    """Step of a fixed-range fake-quant Clip (range [-128, 127] * step), None for other Clips."""
+    lo, hi = clip_range(graph, clip)
     if lo is None or hi is None or hi <= 0:
         return None
     step = hi / 127.0
@@ -179,8 +185,7 @@ def fake_quant_step(graph: _Graph, clip) -> float | None:
 
 def uint8_grid(graph: _Graph, clip) -> tuple[float, int] | None:
     """(step, zero point) of a Clip to a 255-step grid with 0 on a level, e.g. [-3, 6] -> (9/255, 85)."""
-    lo = graph.const(clip.input[1]) if len(clip.input) > 1 else None
-    hi = graph.const(clip.input[2]) if len(clip.input) > 2 else None
+    lo, hi = clip_range(graph, clip)
     if lo is None or hi is None or not lo < 0 < hi:
         return None
     step = (hi - lo) / 255.0

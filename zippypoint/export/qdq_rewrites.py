@@ -12,6 +12,16 @@ from collections import defaultdict
 import numpy as np
 
 
+def _links(graph) -> tuple[dict, dict[str, list]]:
+    """(tensor -> producing node, tensor -> consuming nodes) of an ONNX graph."""
+    producer = {o: n for n in graph.node for o in n.output}
+    users: dict[str, list] = defaultdict(list)
+    for n in graph.node:
+        for i in n.input:
+            users[i].append(n)
+    return producer, users
+
+
 def quantize_fp32_inputs(proto, overrides: dict[str, list[dict]]) -> int:
     """Give nodes left in fp32 (excluded convs) the design quantisation of their inputs.
 
@@ -63,11 +73,7 @@ def integer_clamps(proto) -> int:
 
     g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    users: dict[str, list] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            users[i].append(n)
+    producer, users = _links(g)
 
     def only(tensor, op):
         u = users.get(tensor, [])
@@ -126,11 +132,7 @@ def float_adds(proto) -> int:
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    users: dict[str, list] = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            users[i].append(n)
+    producer, users = _links(g)
 
     def grid(node):
         return (float(inits[node.input[1]]), int(inits[node.input[2]])) if node.input[1] in inits else None
