@@ -42,6 +42,7 @@ import torch
 
 from zippypoint.quant.ana_grid import grid_sums
 from zippypoint.quant.noise import NoiseDistribution, get_noise, uniform_pdf_one_sided
+from zippypoint.quant.quantizers import wants_grad
 
 STRATEGIES = ("expectation", "mode", "random")
 
@@ -240,10 +241,6 @@ class _Stair(torch.autograd.Function):
         return grad_out * grad, None, None, None, None, None, None, None
 
 
-def _wants_grad(x: torch.Tensor) -> bool:
-    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and x.requires_grad
-
-
 def ana_stair(
     x: torch.Tensor,
     levels: torch.Tensor | Sequence[float],
@@ -269,7 +266,7 @@ def ana_stair(
     Returns:
         Tensor shaped and typed like ``x``. Memory stays O(x.numel()): thresholds are visited in chunks.
     """
-    if _wants_grad(x):
+    if wants_grad(x):
         return _Stair.apply(x, levels, thresholds, noise, strategy, mu, scale, generator)
     return _stair_compute(x, levels, thresholds, noise, strategy, mu, scale, generator, False)[0]
 
@@ -337,7 +334,7 @@ def ana_sign(
     With uniform noise and ``scale = 1`` the backward is the clipped STE ``1[|x - mu| <= 1]``; triangular noise gives
     ApproxSign's ``2 - 2|x|``; logistic noise gives the derivative of ``tanh(x / (2 s))``.
     """
-    if _wants_grad(x):
+    if wants_grad(x):
         return _Sign.apply(x, noise, strategy, mu, scale, generator)
     return _sign_compute(x, noise, strategy, mu, scale, generator, False)[0]
 
@@ -433,6 +430,6 @@ def ana_grid_quantize(
     Returns:
         Tensor shaped and typed like ``x``.
     """
-    if _wants_grad(x):
+    if wants_grad(x):
         return _Grid.apply(x, step, qmin, qmax, noise, strategy, mu, scale, generator)
     return _grid_compute(x, step, qmin, qmax, noise, strategy, mu, scale, generator, False)[0]

@@ -73,12 +73,17 @@ class SignQuantizer(_QuantizerBase):
         return sign_ste(x)
 
 
+def wants_grad(x: torch.Tensor) -> bool:
+    """True when autograd will differentiate through ``x`` here."""
+    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and x.requires_grad
+
+
 def fake_quant_ste(x: torch.Tensor, step: float | torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
     """Round to ``k*step`` with ``k`` in [qmin, qmax]; gradient passes inside the range only."""
     lo, hi = qmin * step, qmax * step
     clipped = torch.clamp(x, lo, hi) if not torch.is_tensor(step) else torch.maximum(torch.minimum(x, hi), lo)
     hard = torch.round(clipped / step) * step
-    if not (x.requires_grad and torch.is_grad_enabled()):
+    if not wants_grad(x):
         return hard  # exactly the levels (the STE sum below can be an ulp off them)
     return clipped + (hard - clipped).detach()
 
