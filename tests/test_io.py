@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from zippypoint.io import ImageReadError, PrepInfo, prepare_image, read_image, to_float_channels
+from zippypoint.io import ImageReadError, PrepInfo, list_images, prepare_image, read_image, to_float_channels
 
 
 def test_missing_path_directory_empty_and_text_files(tmp_path):
@@ -86,3 +86,16 @@ def test_resize_maps_keypoints_with_pixel_centre_convention():
     assert info.resized_size == (320, 240)
     out = info.to_original(np.array([[-0.5 + 160, -0.5 + 120]], np.float32))
     assert np.allclose(out, [[-0.5 + 320, -0.5 + 240]])
+
+
+def test_list_images_sorted_recursive_and_file(tmp_path):
+    for rel in ["b/2.PNG", "a/1.jpg", "top.jpeg", "notes.txt", ".hidden/3.png", "a/.4.png"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert list_images(tmp_path) == [tmp_path / "a/1.jpg", tmp_path / "b/2.PNG", tmp_path / "top.jpeg"]
+    assert list_images(tmp_path, recursive=False) == [tmp_path / "top.jpeg"]
+    assert list_images(tmp_path / "a/1.jpg") == [tmp_path / "a/1.jpg"]
+    (tmp_path / "empty").mkdir()
+    assert list_images(tmp_path / "empty") == []
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        list_images(tmp_path / "missing")

@@ -20,6 +20,29 @@ class ImageReadError(ValueError):
     """An image path could not be read as an image."""
 
 
+def list_images(root: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Image files under ``root`` (sorted), or ``[root]`` when it is a file.
+
+    Only files whose suffix is one of ``IMAGE_SUFFIXES`` (any case) are listed; hidden files and
+    folders (names starting with ".") are skipped. A folder without images gives an empty list.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        raise FileNotFoundError(f"no such file or folder: {root}")
+    if not root.is_dir():
+        raise ValueError(f"expected an image file or a folder, got {root}")
+    found = root.rglob("*") if recursive else root.iterdir()
+    return sorted(
+        p
+        for p in found
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+
+
 def _header_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from the file header without decoding pixels, where the format allows it."""
     try:
