@@ -13,6 +13,9 @@ def register(sub) -> None:
                                    "scores [N] float32 and descriptors [N,32] uint8 (packed 256-bit, LSB-first).")
     p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=("npz", "h5"), default="npz",
+                   help="npz: one DIR/<stem>.npz per image; h5: DIR/features.h5 in hloc's layout "
+                        "(one group per image path relative to its input folder; see zippypoint.store.hloc)")
     add_extractor_args(p)
     p.set_defaults(func=run)
 
@@ -66,6 +69,20 @@ def run(args: argparse.Namespace) -> int:
     stems: dict[str, Path] = {}
     written = 0
     for path in progress(paths, desc="extract", unit="img", disable=len(paths) < 2):
+        if args.format == "h5":
+            from zippypoint.io import read_image
+            from zippypoint.store.hloc import image_name, write_features
+
+            try:
+                image = read_image(path)
+                feats = extractor.extract(image)
+                write_features(out / "features.h5", image_name(path, args.inputs), feats,
+                               (image.shape[1], image.shape[0]))
+            except (ValueError, TypeError) as exc:
+                failures.append((str(path), str(exc)))
+                continue
+            written += 1
+            continue
         stem = path.stem
         if stem in stems:
             failures.append((str(path), f"same stem as {stems[stem]}; its .npz would be overwritten"))
@@ -81,5 +98,6 @@ def run(args: argparse.Namespace) -> int:
         written += 1
     for path, reason in failures:
         print(f"failed: {path}: {reason}", file=sys.stderr)
-    print(f"wrote {written} file(s) to {out}; {len(failures)} failed")
+    what = f"{written} image(s) to {out / 'features.h5'}" if args.format == "h5" else f"{written} file(s) to {out}"
+    print(f"wrote {what}; {len(failures)} failed")
     return 1 if failures else 0

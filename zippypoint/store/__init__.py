@@ -16,6 +16,7 @@ _LAZY = {
     "read_matches": "zippypoint.store.hloc",
     "names_to_pair": "zippypoint.store.hloc",
     "unpack_to_float": "zippypoint.store.hloc",
+    "image_name": "zippypoint.store.hloc",
 }
 
 __all__ = list(_LAZY)

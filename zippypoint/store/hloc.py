@@ -193,3 +193,14 @@ def unpack_to_float(descriptors, normalize: bool = True) -> np.ndarray:
     if normalize and out.shape[1]:
         out /= np.float32(np.sqrt(out.shape[1]))
     return out
+
+
+def image_name(path: str | Path, roots: list[str | Path]) -> str:
+    """hloc's name of an image: its path relative to the first of ``roots`` (folders) that contains it,
+    with '/' separators; an image outside every folder is named by its file name."""
+    path = Path(path).resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if root.is_dir() and root in path.parents:
+            return path.relative_to(root).as_posix()
+    return path.name
