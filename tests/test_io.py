@@ -6,7 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from zippypoint.io import ImageReadError, PrepInfo, list_images, prepare_image, read_image, to_float_channels
+from zippypoint.io import (
+    ImageReadError,
+    PrepInfo,
+    image_header_size,
+    list_images,
+    prepare_image,
+    read_image,
+    to_float_channels,
+    working_size,
+)
 
 
 def test_missing_path_directory_empty_and_text_files(tmp_path):
@@ -32,7 +41,7 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path, monkeypatch):
         raise AssertionError("decoded an image above the pixel limit")
 
     monkeypatch.setattr(cv2, "imdecode", no_decode)
-    with pytest.raises(ImageReadError, match="exceeds the limit"):
+    with pytest.raises(ImageReadError, match="above the limit of 100000 .refused before decoding"):
         read_image(path, max_pixels=100_000)
 
 
@@ -99,3 +108,34 @@ def test_list_images_sorted_recursive_and_file(tmp_path):
     assert list_images(tmp_path / "empty") == []
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
         list_images(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".ppm", ".pgm", ".tif", ".webp"])
+def test_header_size_without_decoding(tmp_path, ext):
+    path = tmp_path / f"im{ext}"
+    gray = ext == ".pgm"
+    cv2.imwrite(str(path), np.zeros((37, 53) if gray else (37, 53, 3), np.uint8))
+    assert image_header_size(path) == (53, 37)
+
+
+def test_jpeg_header_behind_exif_segment(tmp_path):
+    ok, buf = cv2.imencode(".jpg", np.zeros((20, 30, 3), np.uint8))
+    data = buf.tobytes()
+    app1 = b"\xff\xe1" + (2 + 40).to_bytes(2, "big") + b"Exif\x00\x00" + b"\xff\xc0" * 17  # fake SOF inside EXIF
+    path = tmp_path / "exif.jpg"
+    path.write_bytes(data[:2] + app1 + data[2:])
+    assert image_header_size(path) == (30, 20)
+
+
+def test_max_size_downscales_and_maps_back():
+    assert working_size(6000, 4000, max_size=2048) == (2048, 1365)
+    assert working_size(600, 400, max_size=2048) == (600, 400)
+    assert working_size(6000, 4000, resize="640x480", max_size=2048) == (640, 480)
+    assert working_size(6000, 4000, max_size=0) == (6000, 4000)
+    img = np.zeros((400, 1000, 3), np.uint8)
+    batch, info = prepare_image(img, 3, max_size=500)
+    assert batch.shape == (1, 3, 200, 504) and info.resized_size == (500, 200) and info.original_size == (1000, 400)
+    corner = info.to_original(np.array([[499.0, 199.0]], np.float32))
+    np.testing.assert_allclose(corner, [[998.5, 398.5]], atol=1e-3)  # pixel-centre convention
+    with pytest.raises(ValueError, match="max_size"):
+        working_size(10, 10, max_size=-1)

@@ -13,6 +13,9 @@ import numpy as np
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_MAX_PIXELS = 100_000_000  # refuse images above this many pixels before decoding
+# Longest side the network sees by default: larger images are downscaled (keypoints are mapped back to the
+# original pixels), which bounds time and memory; a 6000x4000 photo is worked on at 2048x1365.
+DEFAULT_MAX_SIZE = 2048
 MIN_SIZE = 24  # smallest side the network accepts (three cells)
 
 
@@ -43,16 +46,84 @@ def list_images(root: str | Path, *, recursive: bool = True) -> list[Path]:
     )
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding pixels, where the format allows it."""
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    return None
+
+
+def _bmp_size(head: bytes) -> tuple[int, int] | None:
+    if head[:2] == b"BM" and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
+            int.from_bytes(head[22:26], "little", signed=True))
+    return None
+
+
+def _pnm_size(head: bytes) -> tuple[int, int] | None:
+    if len(head) < 3 or head[:1] != b"P" or head[1:2] not in b"123456":
+        return None
+    tokens = []
+    for line in head[2:].split(b"\n"):
+        tokens += line.split(b"#", 1)[0].split()
+        if len(tokens) >= 2:
+            break
     try:
-        from PIL import Image  # optional: Pillow reads headers lazily
+        return int(tokens[0]), int(tokens[1])
+    except (IndexError, ValueError):
+        return None
+
+
+# JPEG start-of-frame markers (baseline, progressive, lossless...): C0-CF except DHT (C4), JPG (C8), DAC (CC)
+_JPEG_SOF = {m for m in range(0xC0, 0xD0) if m not in (0xC4, 0xC8, 0xCC)}
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:
+    """Walk the JPEG segments up to the first start-of-frame; the EXIF thumbnail is skipped by length."""
+    f.seek(0)
+    if f.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        byte = f.read(1)
+        while byte and byte != b"\xff":  # tolerate garbage between segments
+            byte = f.read(1)
+        while byte == b"\xff":  # fill bytes
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            continue  # standalone markers
+        length = f.read(2)
+        if len(length) < 2:
+            return None
+        if marker in _JPEG_SOF:
+            sof = f.read(5)
+            if len(sof) < 5:
+                return None
+            return int.from_bytes(sof[3:5], "big"), int.from_bytes(sof[1:3], "big")
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            return None
+        f.seek(int.from_bytes(length, "big") - 2, 1)
+
+
+def image_header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) read from the file header without decoding pixels; None where the format is not parsed.
+
+    PNG, JPEG, BMP and PPM/PGM are parsed here (no dependency); other formats through Pillow when installed.
+    """
+    with open(path, "rb") as f:
+        head = f.read(64)
+        size = _png_size(head) or _bmp_size(head) or _pnm_size(head) or _jpeg_size(f)
+    if size is not None:
+        return size
+    try:
+        from PIL import Image  # optional: Pillow reads TIFF/WebP headers lazily
     except ImportError:
         return None
     try:
         with Image.open(path) as im:
             return im.size
-    except Exception:
+    except Exception:  # Pillow raises many types for unknown or corrupt files; OpenCV decides then
         return None
 
 
@@ -67,17 +138,21 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
         raise ImageReadError(f"expected an image file, got a directory: {path}")
     if path.stat().st_size == 0:
         raise ImageReadError(f"empty file (0 bytes): {path}")
-    size = _header_size(path)
+    size = image_header_size(path)
     if size is not None and size[0] * size[1] > max_pixels:
         raise ImageReadError(
-            f"{path}: {size[0]}x{size[1]} = {size[0] * size[1]} pixels exceeds the limit of {max_pixels}"
+            f"{path}: the header says {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the limit of "
+            f"{max_pixels} (refused before decoding; raise it with --max-pixels N)"
         )
+    if size is not None and 0 in size:
+        raise ImageReadError(f"{path}: the header says {size[0]}x{size[1]} pixels (an empty image)")
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageReadError(f"{path}: not a decodable image (unknown format or corrupted file)")
     if image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageReadError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the limit of {max_pixels} pixels")
+        raise ImageReadError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the limit of {max_pixels} pixels "
+                             "(raise it with --max-pixels N)")
     return image
 
 
@@ -154,22 +229,55 @@ def parse_resize(resize) -> tuple[int, int] | None:
     return w, h
 
 
-def prepare_image(image: np.ndarray, in_channels: int, resize=None) -> tuple[np.ndarray, PrepInfo]:
-    """Image -> ((1, C, Hp, Wp) float32 in [0, 1], PrepInfo); pads bottom/right to a multiple of 8."""
+def working_size(width: int, height: int, resize=None, max_size: int | None = None) -> tuple[int, int]:
+    """(W, H) the network sees: ``resize`` when given, else the input scaled down so that its longest side is
+    at most ``max_size`` (aspect kept; None or 0 = native size)."""
+    target = parse_resize(resize)
+    if target is not None:
+        return target
+    if max_size is not None and max_size < 0:
+        raise ValueError(f"max_size must be >= 0 (0 = no limit), got {max_size}")
+    longest = max(width, height)
+    if not max_size or longest <= max_size:
+        return width, height
+    scale = max_size / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def prepare_image(image: np.ndarray, in_channels: int, resize=None,
+                  max_size: int | None = None) -> tuple[np.ndarray, PrepInfo]:
+    """Image -> ((1, C, Hp, Wp) float32 in [0, 1], PrepInfo); pads bottom/right to a multiple of 8.
+
+    ``resize``: (W, H) or "WxH" the network sees; otherwise ``max_size`` caps the longest side (see
+    :func:`working_size`). Keypoints map back to input pixels with ``PrepInfo.to_original``.
+    """
     import cv2
 
+    if isinstance(image, np.ndarray) and image.ndim in (2, 3) and image.size:
+        h, w = image.shape[:2]
+        target = working_size(w, h, resize, max_size)
+        if target != (w, h) and image.dtype in (np.uint8, np.uint16) and (image.ndim == 2 or image.shape[2] in (1, 3, 4)):
+            # shrink the integer image before the float copy: a 6000x4000 photo never exists as float32
+            small = cv2.resize(image, target, interpolation=cv2.INTER_AREA if target[0] < w else cv2.INTER_LINEAR)
+            chw = to_float_channels(small, in_channels)
+            return _pad(chw, (w, h))
     chw = to_float_channels(image, in_channels)
     h, w = chw.shape[1:]
-    target = parse_resize(resize)
-    if target is not None and target != (w, h):
+    target = working_size(w, h, resize, max_size)
+    if target != (w, h):
         hwc = chw.transpose(1, 2, 0)
         hwc = cv2.resize(hwc, target, interpolation=cv2.INTER_AREA if target[0] < w else cv2.INTER_LINEAR)
         chw = np.ascontiguousarray(hwc.reshape(target[1], target[0], -1).transpose(2, 0, 1))
+    return _pad(chw, (w, h))
+
+
+def _pad(chw: np.ndarray, original_size: tuple[int, int]) -> tuple[np.ndarray, PrepInfo]:
     rh, rw = chw.shape[1:]
     if rh < MIN_SIZE or rw < MIN_SIZE:
-        raise ValueError(f"image is {rw}x{rh}; the network needs at least {MIN_SIZE}x{MIN_SIZE} (use resize)")
+        raise ValueError(f"image is {rw}x{rh}; the network needs at least {MIN_SIZE}x{MIN_SIZE} "
+                         f"(upscale it with --resize WxH, e.g. --resize {max(rw, MIN_SIZE)}x{max(rh, MIN_SIZE)})")
     ph, pw = -rh % 8, -rw % 8
     if ph or pw:
         chw = np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="edge")
-    info = PrepInfo((w, h), (rw, rh), (rw + pw, rh + ph))
+    info = PrepInfo(original_size, (rw, rh), (rw + pw, rh + ph))
     return chw[None].astype(np.float32, copy=False), info

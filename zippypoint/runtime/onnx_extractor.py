@@ -1,10 +1,6 @@
 """Feature extraction with an exported ONNX model (fp32 or int8) and ONNX Runtime; no torch.
 
-Same output contract and options as :class:`zippypoint.extractor.Extractor` (one dict per image):
-- ``keypoints``   float32 [N, 2]: (x, y) in input-image pixels; the centre of the top-left pixel is (0, 0);
-- ``scores``      float32 [N], sorted descending;
-- ``descriptors`` uint8 [N, 32]: 256 bits with exactly 64 ones; bit j is ``(d[j // 8] >> (j % 8)) & 1``.
-The model file describes itself (metadata written by ``zippypoint export``): input channels, preset, format.
+Same stages, output contract and options as every runtime (``zippypoint.runtime.base``). The model file describes itself (metadata written by ``zippypoint export``): input channels, preset, format.
 """
 
 from __future__ import annotations
@@ -15,14 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
-from zippypoint.extractor import ExtractorConfig
-from zippypoint.io import prepare_image, read_image
-from zippypoint.postprocess import dense_to_features
+from zippypoint.postprocess import PostprocessConfig
+from zippypoint.runtime.base import ExtractorConfig, StagedExtractor, make_config
 
 OUTPUT_NAMES = ("scores", "keypoints", "descriptors")
 
 
-class OnnxExtractor:
+class OnnxExtractor(StagedExtractor):
     """Detect and describe with an exported ZippyPoint ONNX model.
 
     ``model_path``: a file written by ``zippypoint export --format onnx|onnx-int8``; it is opened on first use
@@ -34,12 +29,10 @@ class OnnxExtractor:
     def __init__(self, model_path: str | Path, *, config: ExtractorConfig | None = None,
                  providers: list[str] | None = None, intra_op_num_threads: int | None = None,
                  **config_overrides) -> None:
-        if config is not None and config_overrides:
-            raise TypeError("pass either config or keyword overrides, not both")
         if intra_op_num_threads is not None and intra_op_num_threads < 0:
             raise ValueError(f"intra_op_num_threads must be >= 0 or None, got {intra_op_num_threads}")
         self.model_path = Path(model_path)
-        self.config = config or ExtractorConfig(**config_overrides)
+        self.config = make_config(config, config_overrides)
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
         self.intra_op_num_threads = intra_op_num_threads
         self._session = None
@@ -75,7 +68,7 @@ class OnnxExtractor:
     def in_channels(self) -> int:
         return self.metadata.in_channels
 
-    def infer_dense(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the network on a prepared float32 batch (B, C, H, W) in [0, 1], H and W multiples of 8 (>= 24).
 
         Returns numpy dense maps: scores (B,1,H/8,W/8), keypoints (B,2,H/8,W/8), descriptors (B,256,H/4,W/4).
@@ -96,29 +89,9 @@ class OnnxExtractor:
         out = self._session.run(list(OUTPUT_NAMES), {self._session.get_inputs()[0].name: batch})
         return dict(zip(OUTPUT_NAMES, out, strict=True))
 
-    def _load_image(self, image) -> np.ndarray:
-        if isinstance(image, (str, Path)):
-            return read_image(image, max_pixels=self.config.max_pixels)
-        if isinstance(image, np.ndarray):
-            if image.ndim >= 2 and image.size and image.shape[0] * image.shape[1] > self.config.max_pixels:
-                raise ValueError(f"image of {image.shape[1]}x{image.shape[0]} exceeds {self.config.max_pixels} pixels")
-            return image
-        raise TypeError(f"expected a path or a numpy array (H,W) / (H,W,C) BGR, got {type(image).__name__}")
-
-    def extract(self, image) -> dict[str, np.ndarray]:
-        """One image (path or numpy array, BGR/gray as OpenCV decodes) -> features dict (see module docstring)."""
-        array = self._load_image(image)
-        batch, info = prepare_image(array, self.in_channels, self.config.resize)
-        dense = self.infer_dense(batch)
-        post = dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)
-        feats = dense_to_features(
-            dense["scores"][0], dense["keypoints"][0], dense["descriptors"][0],
-            image_size=info.padded_size, valid_size=info.resized_size, config=post,
-        )
-        feats["keypoints"] = info.to_original(feats["keypoints"])
-        return feats
-
-    __call__ = extract
+    def postprocess_config(self) -> PostprocessConfig:
+        """The shared post-processing with the descriptor weight the export records."""
+        return dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)
 
     def __repr__(self) -> str:
         return f"OnnxExtractor({str(self.model_path)!r}, config={self.config})"
