@@ -1,0 +1,30 @@
+"""Feature extraction and matching of large image collections with Ray (optional extra ``distributed``).
+
+- :func:`zippypoint.distributed.extract.extract_collection`: images (folder, glob or list file, any
+  pyarrow/fsspec filesystem) -> sharded features (Parquet or hloc h5), resumable, bad images in an error table;
+- :func:`zippypoint.distributed.match.match_collection`: a pair list (``pairs.py``) -> sharded matches with the
+  Hamming matcher, each image's features loaded once per task;
+- ``zippypoint distributed extract|match`` on the command line; ``docs/distributed.md`` for clusters.
+Nothing here imports Ray until a function runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ExtractionOptions": "zippypoint.distributed.extract",
+    "extract_collection": "zippypoint.distributed.extract",
+    "MatchingOptions": "zippypoint.distributed.match",
+    "match_collection": "zippypoint.distributed.match",
+    "list_images": "zippypoint.distributed.sources",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zippypoint.distributed' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
