@@ -137,7 +137,7 @@ def time_xfeat(size: tuple[int, int], runs: int, warmup: int, image: np.ndarray)
     import cv2
 
     from zippypoint.bench.timing import summarize_ms
-    from zippypoint.eval.kornia_methods import XFeatMethod
+    from zippypoint.methods.kornia_peers import XFeatMethod
 
     top_k = 1000 if size[0] >= 640 else 300
     method = XFeatMethod(max_keypoints=top_k)

@@ -10,10 +10,11 @@ import pytest
 from skimage import data as skdata
 
 from zippypoint.bench.methods import MethodFactory, check_method_name
-from zippypoint.bench.models import ExportCache, resolve_weights
+from zippypoint.bench.models import ExportCache
 from zippypoint.bench.report import attach_accuracy, markdown_report, write_outputs
 from zippypoint.bench.runner import BenchmarkConfig, parse_resolution
 from zippypoint.cli import main
+from zippypoint.resolve import resolve_model
 
 METHODS = ["orb", "zippypoint:pytorch"]
 
@@ -106,22 +107,17 @@ def test_speed_against_accuracy(run, tmp_path):
         attach_accuracy(results, path)
 
 
-def test_staged_run_computes_what_extract_computes(photos, tmp_path):
+def test_our_methods_time_the_stages_of_the_shared_extractor(photos, tmp_path):
     from zippypoint.eval.hpatches import read_image_bgr, resize_image
-    from zippypoint.extractor import Extractor, ExtractorConfig
+    from zippypoint.runtime.base import StagedExtractor
 
-    weights = {"zippypoint": resolve_weights("zippypoint", random_weights=True)}
-    exports = ExportCache(tmp_path)
-    method = MethodFactory(exports, weights, threads=1).build("zippypoint:pytorch", 100)
-    image = resize_image(read_image_bgr(photos[0]), (160, 120))
-    feats, stages = method.run(image)
-    reference = Extractor(exports.network(weights["zippypoint"]), config=ExtractorConfig(max_keypoints=100))
-    expected = reference.extract(image)
-    for key in ("keypoints", "scores", "descriptors"):
-        np.testing.assert_array_equal(feats[key], expected[key])
-    assert set(stages) == {"pre", "network", "post"}
+    weights = {"zippypoint": resolve_model("zippypoint", random_weights=True)}
+    method = MethodFactory(ExportCache(tmp_path), weights, threads=1).build("zippypoint:pytorch", 100)
+    assert isinstance(method.extractor, StagedExtractor)
+    feats, stages = method.run(resize_image(read_image_bgr(photos[0]), (160, 120)))
+    assert set(stages) == {"pre", "network", "post"} and 0 < len(feats["scores"]) <= 100
     pairs = method.match(feats, feats)
-    assert pairs.dtype == np.int64 and pairs.shape[1] == 2
+    assert pairs.dtype == np.int64 and pairs.shape[1] == 2 and 0 < len(pairs) <= len(feats["scores"])
 
 
 def test_bad_arguments_exit_with_2(tmp_path, capsys):
@@ -156,7 +152,7 @@ def test_onnx_runtimes_and_profile(tmp_path, photos):
     work = tmp_path / "work"
     work.mkdir()
     stale = {"preset": "zippypoint", "format": "onnx", "source_sha256": "older code",
-             "weights": asdict(resolve_weights("zippypoint", random_weights=True))}
+             "weights": asdict(resolve_model("zippypoint", random_weights=True))}
     (work / "zippypoint-onnx-0123.onnx").write_bytes(b"stale")
     (work / "zippypoint-onnx-0123.onnx.json").write_text(json.dumps(stale))
     code = main(["benchmark", "--out", str(out), "--resolutions", "160x120", "--runs", "2", "--warmup", "1",

@@ -68,7 +68,7 @@ def test_evaluate_runs_the_protocol_and_writes_reports(benchmark, tmp_path, monk
     args = ["evaluate", "--data", str(benchmark), "--out", str(out), "--methods", "orb,sift,xfeat",
             "--resolution", "320x240", "--quiet"]
     assert main(args) == 0
-    assert "python -m zippypoint.eval.peer_weights" in capsys.readouterr().err
+    assert "python -m zippypoint.methods.peer_weights" in capsys.readouterr().err
     for name in ("results.json", "results.md", "mma.png", "matches_orb.png", "matches_sift.png"):
         assert (out / name).stat().st_size > 0, name
 

@@ -51,7 +51,7 @@ def test_same_features_as_pytorch_extractor():
     torch_ex = Extractor(reference_model("zippypoint-fp"), max_keypoints=400)
     onnx_ex = OnnxExtractor(exported("onnx", "zippypoint-fp"), max_keypoints=400)
     batch, _ = prepare_image(image, 3)
-    ref_dense, out_dense = torch_ex.dense(batch), onnx_ex.infer_dense(batch)
+    ref_dense, out_dense = torch_ex.infer(batch), onnx_ex.infer(batch)
     for k in ref_dense:
         np.testing.assert_allclose(out_dense[k], ref_dense[k], atol=1e-4, rtol=0, err_msg=k)
     ref, out = torch_ex.extract(image), onnx_ex.extract(image)
@@ -75,21 +75,21 @@ def test_metadata_drives_the_runtime():
     assert e.in_channels == 3 and e.metadata.preset == "zippypoint" and e.metadata.descriptor_ones == 64
 
 
-def test_infer_dense_shapes_and_validation():
+def test_infer_shapes_and_validation():
     e = OnnxExtractor(exported("onnx"))
-    dense = e.infer_dense(np.zeros((2, 3, 32, 48), np.float32))
+    dense = e.infer(np.zeros((2, 3, 32, 48), np.float32))
     assert dense["scores"].shape == (2, 1, 4, 6) and dense["keypoints"].shape == (2, 2, 4, 6)
     assert dense["descriptors"].shape == (2, 256, 8, 12)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        e.infer_dense(np.zeros((1, 1, 32, 32), np.float32))
+        e.infer(np.zeros((1, 1, 32, 32), np.float32))
     with pytest.raises(ValueError, match="multiples of 8"):
-        e.infer_dense(np.zeros((1, 3, 30, 32), np.float32))
+        e.infer(np.zeros((1, 3, 30, 32), np.float32))
     with pytest.raises(TypeError, match="float32"):
-        e.infer_dense(np.zeros((1, 3, 32, 32), np.float64))
+        e.infer(np.zeros((1, 3, 32, 32), np.float64))
     with pytest.raises(TypeError, match="numpy"):
-        e.infer_dense([[0.0]])
+        e.infer([[0.0]])
     with pytest.raises(ValueError, match="empty"):
-        e.infer_dense(np.zeros((0, 3, 32, 32), np.float32))
+        e.infer(np.zeros((0, 3, 32, 32), np.float32))
 
 
 def test_bad_images_are_refused(tmp_path):

@@ -7,23 +7,23 @@ A timed method has ``name``, ``runtime``, ``weights`` (a label), ``matcher`` (wh
   float32, scores [N] float32 sorted descending, descriptors [N, D]); ``stages`` the milliseconds of
   ``pre`` (image to network input), ``network`` and ``post`` (dense maps to keypoints and packed
   descriptors) for our runtimes, empty for peers (timed end to end only);
-- ``match(features1, features2) -> int64 [M, 2]`` index pairs.
+- ``match(features1, features2) -> int64 [M, 2]`` index pairs: the methods' own ``match`` (mutual nearest
+  neighbours, ``zippypoint.methods.matching``), the same for every method and every consumer.
 
-Our runtimes run exactly the steps of ``Extractor.extract`` / ``OnnxExtractor.extract`` (prepare, network,
-post-process, map keypoints back), each timed. The images come already resized to the resolution, as for
-the peers, so no method pays for resizing.
+Peers come from the one registry (``zippypoint.methods.create_method``), asked for the resolution's top-k.
+Our runtimes run the stages of the shared extractor base (``prepare``, ``infer``, ``postprocess``), each
+timed: exactly the path ``extract`` runs. The images come already resized to the resolution, as for the
+peers, so no method pays for resizing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import platform
-from collections.abc import Callable
 
 import numpy as np
 
 from zippypoint.bench.timing import StageClock
-from zippypoint.eval.methods import MethodUnavailable
+from zippypoint.methods.base import MethodUnavailable, MutualMatching
 
 # (preset, runtime) of our methods; names are "<preset>:<runtime>"
 OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "coreml")
@@ -34,6 +34,7 @@ DEFAULT_METHODS = (
 )
 HEADLINE = "zippypoint:onnx-int8"  # the deployment runtime the summary reports
 _EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "coreml": "coreml"}
+MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
 
 
 def check_method_name(name: str) -> None:
@@ -49,98 +50,52 @@ def check_method_name(name: str) -> None:
                      f"preset in {list_models()} and runtime in {OUR_RUNTIMES}")
 
 
-class OursStaged:
-    """Our extractor with each stage timed: ``infer`` maps a prepared (1, C, H, W) batch to dense maps."""
+class OursStaged(MutualMatching):
+    """Our staged extractor (``zippypoint.runtime.base.StagedExtractor``) with each stage timed."""
 
-    def __init__(self, name: str, runtime: str, weights: str, in_channels: int,
-                 infer: Callable[[np.ndarray], dict], postprocess, accuracy_names: tuple[str, ...]) -> None:
+    descriptor_kind = "binary"
+    matcher = MATCHER
+
+    def __init__(self, name: str, runtime: str, weights: str, extractor, accuracy_names: tuple[str, ...]) -> None:
         self.name = name
         self.runtime = runtime
         self.weights = weights
-        self.in_channels = in_channels
-        self.infer = infer
-        self.postprocess = postprocess
+        self.extractor = extractor
         self.accuracy_names = accuracy_names
-        self.matcher = "match_hamming (mutual NN, ratio 0.95)"
 
     def run(self, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        from zippypoint.io import prepare_image
-        from zippypoint.postprocess import dense_to_features
-
         clock = StageClock()
-        batch, info = prepare_image(image_bgr, self.in_channels)
+        batch, info = self.extractor.prepare(image_bgr)
         clock.lap("pre")
-        dense = self.infer(batch)
+        dense = self.extractor.infer(batch)
         clock.lap("network")
-        feats = dense_to_features(dense["scores"][0], dense["keypoints"][0], dense["descriptors"][0],
-                                  image_size=info.padded_size, valid_size=info.resized_size, config=self.postprocess)
-        feats["keypoints"] = info.to_original(feats["keypoints"])
+        feats = self.extractor.postprocess(dense, info)
         clock.lap("post")
         return feats, clock.stages
 
-    def match(self, f1: dict, f2: dict) -> np.ndarray:
-        from zippypoint.binary_desc.matcher import match_hamming
-
-        return match_hamming(f1["descriptors"], f2["descriptors"])
-
 
 class PeerTimed:
-    """A peer of ``zippypoint.eval.methods`` timed end to end; matched by OpenCV's brute-force mutual NN
-    (Hamming for binary descriptors, L2 for float ones)."""
+    """A peer of the method registry, timed end to end and matched by its own ``match``."""
+
+    matcher = MATCHER
 
     def __init__(self, method, runtime: str, weights: str) -> None:
-        import cv2
-
         self.method = method
         self.name = method.name
         self.runtime = runtime
         self.weights = weights
         self.accuracy_names = (method.name,)
-        binary = method.descriptor_kind == "binary"
-        self._bf = cv2.BFMatcher(cv2.NORM_HAMMING if binary else cv2.NORM_L2, crossCheck=True)
-        self.matcher = f"cv2.BFMatcher({'NORM_HAMMING' if binary else 'NORM_L2'}, crossCheck=True)"
 
     def run(self, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         return self.method(image_bgr), {}
 
     def match(self, f1: dict, f2: dict) -> np.ndarray:
-        if len(f1["descriptors"]) == 0 or len(f2["descriptors"]) == 0:
-            return np.zeros((0, 2), np.int64)
-        matches = self._bf.match(f1["descriptors"], f2["descriptors"])
-        return np.array([(m.queryIdx, m.trainIdx) for m in matches], np.int64).reshape(-1, 2)
-
-
-def _random_weight_peer(name: str, top_k: int):
-    """A kornia peer with kornia's random initial weights, for timing only (same network, same cost)."""
-    from zippypoint.eval import kornia_methods as km
-
-    torch, kf = km._import_kornia()
-
-    class RandomAliked(km.AlikedMethod):
-        def load(self) -> None:
-            model = kf.ALIKED(self.name, max_num_keypoints=self.settings["max_keypoints"], detection_threshold=-1.0)
-            self._model, self._torch = model.eval(), torch
-
-    class RandomDisk(km.DiskMethod):
-        def load(self) -> None:
-            self._model, self._torch = kf.DISK().eval(), torch
-
-    class RandomXFeat(km.XFeatMethod):
-        def load(self) -> None:
-            model = kf.XFeat(top_k=self.settings["max_keypoints"],
-                             detection_threshold=self.settings["detection_threshold"])
-            self._model, self._torch = model.eval(), torch
-
-    if name == "xfeat":
-        return RandomXFeat(max_keypoints=top_k)
-    if name == "disk":
-        return RandomDisk(max_keypoints=top_k)
-    return RandomAliked(name, max_keypoints=top_k)
+        return self.method.match(f1, f2)
 
 
 class MethodFactory:
     """Builds timed methods for a resolution's top-k; our networks and exports are built once (``exports``:
-    a :class:`~zippypoint.bench.models.ExportCache`). ``weights``: preset -> WeightsChoice. ``threads``: ONNX
+    a :class:`~zippypoint.bench.models.ExportCache`). ``weights``: preset -> ``zippypoint.resolve.ModelChoice``. ``threads``: ONNX
     Runtime intra-op threads. ``random_peers``: allow random kornia weights when the peer cache lacks a file."""
 
     def __init__(self, exports, weights: dict, threads: int, *, random_peers: bool = True) -> None:
@@ -150,10 +105,10 @@ class MethodFactory:
         self.random_peers = random_peers
 
     def weights_for(self, preset: str):
-        from zippypoint.bench.models import resolve_weights
+        from zippypoint.resolve import resolve_model
 
         if preset not in self.weights:
-            self.weights[preset] = resolve_weights(preset)
+            self.weights[preset] = resolve_model(preset, fallback_random=True)
         return self.weights[preset]
 
     def build(self, name: str, top_k: int):
@@ -166,29 +121,21 @@ class MethodFactory:
         return self._ours(name, preset, runtime, top_k)
 
     def _peer(self, name: str, top_k: int) -> PeerTimed:
-        from zippypoint.eval import kornia_methods, opencv_methods
-        from zippypoint.eval.peer_weights import weights_path
+        from zippypoint.methods.peer_weights import weights_path
+        from zippypoint.methods.registry import OPENCV_PEERS, create_method
 
-        if name == "orb":
-            method = opencv_methods.OrbMethod(nfeatures=top_k)
-        elif name == "sift":
-            method = opencv_methods.SiftMethod(max_keypoints=top_k)
-        elif name == "xfeat":
-            method = kornia_methods.XFeatMethod(max_keypoints=top_k)
-        elif name == "disk":
-            method = kornia_methods.DiskMethod(max_keypoints=top_k)
-        else:
-            method = kornia_methods.AlikedMethod(name, max_keypoints=top_k)
-        if name in ("orb", "sift"):
+        if name in OPENCV_PEERS:
+            method = create_method(name, top_k)
             method.load()
             return PeerTimed(method, "opencv", "-")
         if not weights_path(name).exists():
             if not self.random_peers:
                 raise MethodUnavailable(f"no weights for {name} in the peer cache ({weights_path(name)}); "
-                                        "run `python -m zippypoint.eval.peer_weights`")
-            method = _random_weight_peer(name, top_k)
+                                        "run `python -m zippypoint.methods.peer_weights`")
+            method = create_method(name, top_k, random_weights=True)
             method.load()
             return PeerTimed(method, "kornia (pytorch)", "random (timing only: peer weights not in the cache)")
+        method = create_method(name, top_k)
         method.load()
         return PeerTimed(method, "kornia (pytorch)", "published (peer cache)")
 
@@ -201,9 +148,8 @@ class MethodFactory:
         if runtime == "pytorch":
             from zippypoint.extractor import Extractor
 
-            extractor = Extractor(self.exports.network(choice), config=config)
-            return OursStaged(name, "pytorch eager", choice.label, extractor.in_channels, extractor.dense,
-                              config.postprocess(), accuracy)
+            extractor = Extractor(self.exports.network(choice), config=config, name=preset)
+            return OursStaged(name, "pytorch eager", choice.label, extractor, accuracy)
         if runtime == "coreml":
             return self._coreml(name, choice, config, accuracy)
         try:
@@ -213,26 +159,21 @@ class MethodFactory:
         from zippypoint.runtime import OnnxExtractor
 
         extractor = OnnxExtractor(path, config=config, intra_op_num_threads=self.threads).load()
-        post = dataclasses.replace(config.postprocess(), descriptor_ones=extractor.metadata.descriptor_ones)
         label = "onnxruntime " + ("int8 (QDQ)" if runtime == "onnx-int8" else "fp32")
-        return OursStaged(name, label, choice.label, extractor.in_channels, extractor.infer_dense, post, accuracy)
+        return OursStaged(name, label, choice.label, extractor, accuracy)
 
     def _coreml(self, name: str, choice, config, accuracy) -> OursStaged:
+        from zippypoint.runtime.coreml_extractor import CoreMLExtractor
+
         if platform.system() != "Darwin":
             raise MethodUnavailable("CoreML prediction needs macOS (conversion alone works elsewhere)")
         try:
-            import coremltools as ct
+            import coremltools  # noqa: F401
         except ImportError:
             raise MethodUnavailable("coremltools is not installed (pip install 'zippypoint[coreml]')") from None
-        path = self.exports.path(choice, "coreml")
-        model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
         net = self.exports.network(choice)
-
-        def infer(batch: np.ndarray) -> dict:
-            return {k: np.asarray(v) for k, v in model.predict({"image": batch}).items()}
-
-        return OursStaged(name, "coreml (cpu)", choice.label, net.config.in_channels, infer,
-                          config.postprocess(), accuracy)
+        extractor = CoreMLExtractor(self.exports.path(choice, "coreml"), net.config.in_channels, config=config)
+        return OursStaged(name, "coreml (cpu)", choice.label, extractor.load(), accuracy)
 
 
 def _accuracy_names(preset: str, runtime: str, choice) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Our networks for the benchmark: which weights (shipped, a file, or random for timing) and their exports,
-cached in a work folder so that repeated benchmarks reuse them.
+"""Exports of our networks for the benchmark, cached in a work folder so that repeated benchmarks reuse them.
+Which weights a preset runs with (shipped, a file, or random for timing) is ``zippypoint.resolve``'s choice.
 
 An export is reused only when its preset, format, weights digest, calibration settings and the digest of the
 model and export source code all match (recorded beside it as JSON); anything else re-exports.
@@ -9,63 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-RANDOM_SEED = 0
 # source folders whose code decides what an export contains
 _SOURCE_DIRS = ("model", "export", "quant")
-
-
-@dataclass(frozen=True)
-class WeightsChoice:
-    preset: str  # registry preset name
-    source: str  # "shipped", "file" or "random"
-    path: str | None  # the safetensors file ("shipped" and "file")
-    sha256: str  # digest of that file; "random-seed0" for seeded random weights
-
-    @property
-    def label(self) -> str:
-        if self.source == "random":
-            return "random (timing only: trained weights absent)"
-        name = "shipped" if self.source == "shipped" else f"file {Path(self.path).name}"
-        return f"{name} (sha256 {self.sha256[:12]})"
-
-
-def resolve_weights(preset: str, file: str | Path | None = None, *, random_weights: bool = False) -> WeightsChoice:
-    """Pick the weights of ``preset``: ``file`` if given, else the shipped ones if present, else seeded random
-    ones (allowed for timing: the network costs the same). ``random_weights`` forces random ones."""
-    from zippypoint.model.registry import get_preset
-    from zippypoint.model.weights import sha256_file
-
-    preset_info = get_preset(preset)  # ValueError for unknown presets
-    if file is not None and random_weights:
-        raise ValueError("pass either a weights file or random_weights, not both")
-    if file is not None:
-        path = Path(file)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        return WeightsChoice(preset, "file", str(path), sha256_file(path))
-    shipped = preset_info.weights_path()
-    if not random_weights and shipped is not None and shipped.is_file():
-        return WeightsChoice(preset, "shipped", str(shipped), sha256_file(shipped))
-    return WeightsChoice(preset, "random", None, f"random-seed{RANDOM_SEED}")
-
-
-def build_network(choice: WeightsChoice):
-    """The network of ``choice`` in eval mode, weights loaded strictly (random ones from a fixed seed)."""
-    import torch
-
-    from zippypoint.model.registry import create_model, load_pretrained, load_weights
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        model = create_model(choice.preset)
-    if choice.source == "shipped":
-        load_pretrained(model, choice.preset)
-    elif choice.source == "file":
-        load_weights(model, choice.path)
-    return model.eval()
 
 
 def source_digest() -> str:
@@ -89,15 +37,17 @@ class ExportCache:
         self.root = Path(root)
         self.calibration_dir = calibration_dir
         self.calibration_count = calibration_count
-        self._networks: dict[WeightsChoice, object] = {}
+        self._networks: dict = {}
 
-    def network(self, choice: WeightsChoice):
-        """Build (once) the network of ``choice``."""
+    def network(self, choice):
+        """Build (once) the network of ``choice`` (a ``zippypoint.resolve.ModelChoice``)."""
+        from zippypoint.resolve import build_network
+
         if choice not in self._networks:
             self._networks[choice] = build_network(choice)
         return self._networks[choice]
 
-    def _record(self, choice: WeightsChoice, fmt: str) -> dict:
+    def _record(self, choice, fmt: str) -> dict:
         from zippypoint import __version__
 
         record = {"preset": choice.preset, "format": fmt, "weights": asdict(choice), "zippypoint": __version__,
@@ -109,7 +59,7 @@ class ExportCache:
             record["calibration_count"] = self.calibration_count
         return record
 
-    def path(self, choice: WeightsChoice, fmt: str) -> Path:
+    def path(self, choice, fmt: str) -> Path:
         """The cached export of ``choice`` in ``fmt`` (onnx, onnx-int8, coreml), exported now if missing or
         stale."""
         from zippypoint.export.exporter import export_model

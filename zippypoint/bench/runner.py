@@ -112,7 +112,8 @@ def run_benchmark(config: BenchmarkConfig, *, progress: bool = True, log: Callab
     """Run the whole benchmark (see the module docstring); returns the results dict."""
     from zippypoint.bench import environment
     from zippypoint.bench.methods import DEFAULT_METHODS, MethodFactory, check_method_name
-    from zippypoint.bench.models import ExportCache, resolve_weights
+    from zippypoint.bench.models import ExportCache
+    from zippypoint.resolve import resolve_model
 
     names = list(config.methods or DEFAULT_METHODS)
     for name in names:
@@ -126,10 +127,10 @@ def run_benchmark(config: BenchmarkConfig, *, progress: bool = True, log: Callab
 
     weights = {}
     for preset, file in config.weights:
-        weights[preset] = resolve_weights(preset, file)
+        weights[preset] = resolve_model(preset, file)
     if config.random_weights:
         for preset in {n.partition(":")[0] for n in names if ":" in n} - set(weights):
-            weights[preset] = resolve_weights(preset, random_weights=True)
+            weights[preset] = resolve_model(preset, random_weights=True)
     exports = ExportCache(config.work, calibration_dir=config.calibration_dir,
                           calibration_count=config.calibration_count)
     factory = MethodFactory(exports, weights, threads)

@@ -56,7 +56,6 @@ def _split(values) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from zippypoint.eval import report
     from zippypoint.eval.hpatches import HPatchesFormatError, find_sequences
-    from zippypoint.eval.methods import MethodUnavailable, create_method, default_method_names
     from zippypoint.eval.protocol import default_ransac_orders
     from zippypoint.eval.runner import (
         STANDARD_RESOLUTIONS,
@@ -66,12 +65,14 @@ def run(args: argparse.Namespace) -> int:
         safe_name,
         summarize,
     )
+    from zippypoint.methods.base import MethodUnavailable
+    from zippypoint.methods.registry import candidate_budget, create_method, default_method_names
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
 
     if args.fetch_peer_weights:
-        from zippypoint.eval.peer_weights import PeerWeightsError, fetch_peer_weights
+        from zippypoint.methods.peer_weights import PeerWeightsError, fetch_peer_weights
 
         try:
             fetch_peer_weights(log=say)
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     names = _split([args.methods]) if args.methods else default_method_names()
     try:
         for name in names:
-            create_method(name, resolutions[0].top_k)  # unknown names fail before any work
+            create_method(name, candidate_budget(name, resolutions[0].top_k))  # unknown names fail before any work
     except ValueError as exc:
         say(f"error: {exc}")
         return 2
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         entry: dict = {}
         for resolution in resolutions:
-            method = create_method(name, resolution.top_k)
+            method = create_method(name, candidate_budget(name, resolution.top_k))
             try:
                 method.load()
             except MethodUnavailable as exc:
@@ -161,11 +162,12 @@ def run(args: argparse.Namespace) -> int:
 
 def protocol_settings(resolutions, ransac_orders: int = 1) -> dict:
     from zippypoint.eval import protocol
-    from zippypoint.eval.methods import candidate_budget
+    from zippypoint.methods.ours import DEFAULT_PRESET
+    from zippypoint.methods.registry import candidate_budget
 
     return {
         "name": "KP2D HPatches protocol (SPEC section 6)",
-        "resolutions": [{"size": r.label, "top_k": r.top_k, "candidates": candidate_budget(r.top_k)}
+        "resolutions": [{"size": r.label, "top_k": r.top_k, "candidates": candidate_budget(DEFAULT_PRESET, r.top_k)}
                         for r in resolutions],
         "resize": "cv2.resize to WxH without keeping the aspect ratio; H' = S_k H S_1^-1",
         "distance_threshold_px": protocol.DISTANCE_THRESHOLD,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zippypoint.eval.matching import match_mutual, match_one_way
+from zippypoint.methods.matching import match_mutual, match_one_way
 
 DISTANCE_THRESHOLD = 3.0  # px, repeatability and matching score
 CORRECTNESS_THRESHOLDS = (1, 3, 5)  # px, mean corner error

@@ -13,12 +13,13 @@ def evaluate_model_quick(model, root: str | Path, size: tuple[int, int] = (320, 
     Same protocol as ``zippypoint evaluate`` at one resolution, without caching or reports.
     """
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
-    from zippypoint.eval.methods import candidate_budget, sorted_features
     from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
     from zippypoint.extractor import Extractor, ExtractorConfig
+    from zippypoint.methods.base import sorted_features
+    from zippypoint.methods.registry import candidate_budget
 
     was_training = model.training
-    extractor = Extractor(model, config=ExtractorConfig(max_keypoints=candidate_budget(top_k)))
+    extractor = Extractor(model, config=ExtractorConfig(max_keypoints=candidate_budget("zippypoint", top_k)))
     values = []
     try:
         for seq in find_sequences(root):

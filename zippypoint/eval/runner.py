@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.eval.hpatches import Pair, Sequence, read_image_bgr, resize_image, scale_homography
-from zippypoint.eval.methods import Method, check_features
 from zippypoint.eval.protocol import (
     AUC_THRESHOLDS,
     CORRECTNESS_THRESHOLDS,
@@ -25,6 +24,7 @@ from zippypoint.eval.protocol import (
     evaluate_pair,
     homography_auc,
 )
+from zippypoint.methods.base import Method, check_features
 
 CACHE_FORMAT = 1
 

@@ -15,31 +15,16 @@ DEFAULT_CALIBRATION_COUNT = 64
 
 def load_export_model(name: str = "zippypoint", *, weights: str | Path | None = None,
                       random_weights: bool = False) -> tuple[nn.Module, str]:
-    """Build preset ``name`` in eval mode with its weights; returns (model, weights sha256 or "random").
+    """Build preset ``name`` in eval mode with its weights (``zippypoint.resolve``); returns (model, weights
+    sha256 or "random").
 
     ``weights``: a safetensors file (loaded strictly); default: the preset's shipped weights, which must exist
     unless ``random_weights`` (for tests and speed measurements only).
     """
-    from zippypoint.model.registry import create_model, get_preset, load_weights
-    from zippypoint.model.weights import WeightsError, sha256_file
+    from zippypoint.resolve import build_network, resolve_model
 
-    if weights is not None and random_weights:
-        raise ValueError("pass either weights or random_weights, not both")
-    preset = get_preset(name)
-    if weights is not None:
-        model = create_model(name)
-        load_weights(model, weights)
-        sha = sha256_file(weights)
-    elif random_weights:
-        model, sha = create_model(name), "random"
-    else:
-        try:
-            model = create_model(name, pretrained=True)
-        except WeightsError as exc:
-            raise WeightsError(f"{exc} To export anyway, pass weights=FILE (--weights) or random_weights=True "
-                               "(--random-weights, for testing only).") from exc
-        sha = sha256_file(preset.weights_path())
-    return model.eval(), sha
+    choice = resolve_model(name, weights, random_weights=random_weights)
+    return build_network(choice), choice.sha256
 
 
 def make_metadata(preset: str, fmt: str, model: nn.Module, weights_sha256: str, opset: int) -> ExportMetadata:

@@ -1,17 +1,16 @@
-"""Evaluation matching: brute-force nearest neighbours against plain loops and the project matcher."""
+"""The one matcher (zippypoint.methods.matching) against brute-force references that live only here."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zippypoint.eval.matching import (
-    hamming_distances,
-    l2_distances,
-    match_mutual,
-    match_one_way,
-    mutual_nearest_neighbours,
-)
+from zippypoint.methods.matching import l2_distances, match_mutual, match_one_way, mutual_nearest_neighbours
+
+
+def bruteforce_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reference distances: XOR and a popcount per pair, any byte width."""
+    return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=2, dtype=np.int32)
 
 
 def loop_mutual(distances: np.ndarray) -> list[tuple[int, int]]:
@@ -28,12 +27,15 @@ def loop_mutual(distances: np.ndarray) -> list[tuple[int, int]]:
 
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 12), st.integers(0, 12), st.integers(1, 70), st.integers(0, 2**32 - 1))
-def test_hamming_distances_any_width_match_bit_counts(n, m, width, seed):
+def test_binary_matching_of_any_width_equals_the_brute_force(n, m, width, seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 256, (n, width), dtype=np.uint8)
     b = rng.integers(0, 256, (m, width), dtype=np.uint8)
     expected = (np.unpackbits(a, axis=1)[:, None, :] != np.unpackbits(b, axis=1)[None, :, :]).sum(axis=2)
-    np.testing.assert_array_equal(hamming_distances(a, b), expected)
+    np.testing.assert_array_equal(bruteforce_hamming(a, b), expected)
+    np.testing.assert_array_equal(match_mutual(a, b, "binary"), mutual_nearest_neighbours(expected))
+    if n and m:
+        np.testing.assert_array_equal(match_one_way(a, b, "binary")[:, 1], expected.argmin(axis=1))
 
 
 @settings(max_examples=80, deadline=None)
@@ -48,15 +50,14 @@ def test_mutual_nearest_neighbours_equal_loops_with_ties(n, m, seed):
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 2**32 - 1))
-def test_mutual_matching_equals_the_project_hamming_matcher(n, m, seed):
-    matcher = pytest.importorskip("zippypoint.binary_desc.matcher")
+def test_mutual_matching_with_many_ties_equals_the_brute_force(n, m, seed):
     rng = np.random.default_rng(seed)
     # Bytes restricted to two values per column: distances collide often.
     a = (rng.integers(0, 2, (n, 32)) * 3).astype(np.uint8)
     b = (rng.integers(0, 2, (m, 32)) * 3).astype(np.uint8)
-    expected = matcher.match_hamming(a, b, mutual=True, ratio=None)
-    np.testing.assert_array_equal(match_mutual(a, b, "binary"), expected)
-    np.testing.assert_array_equal(match_mutual(a, b, "binary"), mutual_nearest_neighbours(hamming_distances(a, b)))
+    distances = bruteforce_hamming(a, b)
+    np.testing.assert_array_equal(match_mutual(a, b, "binary"), mutual_nearest_neighbours(distances))
+    np.testing.assert_array_equal(match_one_way(a, b, "binary")[:, 1], distances.argmin(axis=1))
 
 
 def test_l2_distances_and_one_way_matches():

@@ -8,7 +8,7 @@ weights_only=True)`` and stores them as safetensors in the cache: ``$ZIPPYPOINT_
 (default ``~/.cache/zippypoint/peers``). The evaluation builds kornia's models, which start with
 random weights, and loads these files with a strict key check; kornia's downloader is never used.
 
-Command line: ``python -m zippypoint.eval.peer_weights`` (or ``zippypoint evaluate --fetch-peer-weights``).
+Command line: ``python -m zippypoint.methods.peer_weights`` (or ``zippypoint evaluate --fetch-peer-weights``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-FETCH_COMMAND = "python -m zippypoint.eval.peer_weights"
+FETCH_COMMAND = "python -m zippypoint.methods.peer_weights"
 
 
 @dataclass(frozen=True)

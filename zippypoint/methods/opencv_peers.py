@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zippypoint.eval.methods import MethodUnavailable, empty_features, sorted_features
+from zippypoint.methods.base import MethodUnavailable, MutualMatching, empty_features, sorted_features
 
 
 def _detect_and_compute(detector, image_bgr: np.ndarray, width: int, dtype) -> dict[str, np.ndarray]:
@@ -24,7 +24,12 @@ def _detect_and_compute(detector, image_bgr: np.ndarray, width: int, dtype) -> d
     return sorted_features(points, scores, descriptors.astype(dtype, copy=False))
 
 
-class OrbMethod:
+def _strongest(features: dict[str, np.ndarray], limit: int | None) -> dict[str, np.ndarray]:
+    """The ``limit`` first (strongest) features; all when ``limit`` is None."""
+    return features if limit is None else {k: v[:limit] for k, v in features.items()}
+
+
+class OrbMethod(MutualMatching):
     """``cv2.ORB_create(nfeatures)``; the reference protocol sets nfeatures to the top-k."""
 
     name = "orb"
@@ -43,7 +48,7 @@ class OrbMethod:
         return _detect_and_compute(self._orb, image_bgr, 32, np.uint8)
 
 
-class SiftMethod:
+class SiftMethod(MutualMatching):
     """``cv2.SIFT_create()`` with its defaults, keeping the ``max_keypoints`` strongest responses
     (the reference protocol keeps the top-k, like ORB's ``nfeatures``; None keeps all)."""
 
@@ -62,22 +67,21 @@ class SiftMethod:
         self._sift = cv2.SIFT_create()
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
-        features = _detect_and_compute(self._sift, image_bgr, 128, np.float32)
-        limit = self.settings["max_keypoints"]
-        return features if limit is None else {k: v[:limit] for k, v in features.items()}
+        return _strongest(_detect_and_compute(self._sift, image_bgr, 128, np.float32), self.settings["max_keypoints"])
 
 
-class OpenCVBinaryMethod:
-    """AKAZE or BRISK with OpenCV defaults; skipped where OpenCV was built without them."""
+class OpenCVBinaryMethod(MutualMatching):
+    """AKAZE or BRISK with OpenCV defaults, keeping the ``max_keypoints`` strongest responses (None keeps all
+    they detect); skipped where OpenCV was built without them."""
 
     descriptor_kind = "binary"
     _FACTORIES = {"akaze": ("AKAZE_create", 61), "brisk": ("BRISK_create", 64)}
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_keypoints: int | None = None) -> None:
         if name not in self._FACTORIES:
             raise ValueError(f"expected one of {sorted(self._FACTORIES)}, got {name!r}")
         self.name = name
-        self.settings = {}
+        self.settings = {} if max_keypoints is None else {"max_keypoints": max_keypoints}
         self._detector = None
 
     def load(self) -> None:
@@ -92,4 +96,5 @@ class OpenCVBinaryMethod:
         self._detector = create()
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
-        return _detect_and_compute(self._detector, image_bgr, self._FACTORIES[self.name][1], np.uint8)
+        features = _detect_and_compute(self._detector, image_bgr, self._FACTORIES[self.name][1], np.uint8)
+        return _strongest(features, self.settings.get("max_keypoints"))

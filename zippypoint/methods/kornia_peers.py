@@ -1,17 +1,23 @@
 """Learned peers through kornia with their published weights: ALIKED (n16, t16), DISK, XFeat.
 
 kornia's models are built with random weights and the weights are loaded from the local cache of
-``zippypoint.eval.peer_weights`` (safetensors) with a strict key check, so nothing is downloaded.
+``zippypoint.methods.peer_weights`` (safetensors) with a strict key check, so nothing is downloaded.
 Images go in as RGB float in [0, 1]; keypoints come out in kornia's pixel-centre frame. Each
-method returns up to ``max_keypoints`` candidates; the protocol does its own top-k.
+method returns up to ``max_keypoints`` keypoints. ``random_weights=True`` keeps kornia's random initial
+weights instead (timing only: the same network costs the same) and is recorded in ``settings``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from zippypoint.eval.methods import MethodUnavailable, empty_features, sorted_features
-from zippypoint.eval.peer_weights import PeerWeightsError, load_peer_state_dict, missing_message, weights_path
+from zippypoint.methods.base import MethodUnavailable, MutualMatching, empty_features, sorted_features
+from zippypoint.methods.peer_weights import (
+    PeerWeightsError,
+    load_peer_state_dict,
+    missing_message,
+    weights_path,
+)
 
 
 def _import_kornia():
@@ -50,26 +56,49 @@ def _to_tensor(torch, image_bgr: np.ndarray):
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
 
 
-class AlikedMethod:
-    """ALIKED in top-k mode: the ``max_keypoints`` strongest maxima of its score map (NMS radius 2)."""
+class _KorniaPeer(MutualMatching):
+    """Shared ``load``: build the kornia model (``_build``), then load the cached published weights strictly
+    into ``_weighted(model)`` unless ``random_weights``."""
 
+    name: str
     descriptor_kind = "float"
+    _computed: tuple[str, ...] = ()  # buffers the constructor builds and the checkpoints lack
 
-    def __init__(self, variant: str = "aliked-n16", *, max_keypoints: int = 1200) -> None:
-        if variant not in ("aliked-n16", "aliked-t16"):
-            raise ValueError(f"variant must be 'aliked-n16' or 'aliked-t16', got {variant!r}")
-        self.name = variant
-        self.settings = {"max_keypoints": max_keypoints, "nms_radius": 2}
+    def __init__(self, settings: dict, random_weights: bool) -> None:
+        self.settings = {**settings, "weights": "random"} if random_weights else settings
+        self.random_weights = random_weights
         self._model = None
         self._torch = None
 
+    def _build(self, kf):
+        raise NotImplementedError
+
+    def _weighted(self, model):
+        return model
+
     def load(self) -> None:
         torch, kf = _import_kornia()
-        state = _peer_state(self.name)
-        # A non-positive detection threshold selects kornia's top-k mode.
-        model = kf.ALIKED(self.name, max_num_keypoints=self.settings["max_keypoints"], detection_threshold=-1.0)
-        _load_strict(model, state, computed=("dkd.hw_grid",))
+        state = None if self.random_weights else _peer_state(self.name)
+        model = self._build(kf)
+        if state is not None:
+            _load_strict(self._weighted(model), state, computed=self._computed)
         self._model, self._torch = model.eval(), torch
+
+
+class AlikedMethod(_KorniaPeer):
+    """ALIKED in top-k mode: the ``max_keypoints`` strongest maxima of its score map (NMS radius 2)."""
+
+    _computed = ("dkd.hw_grid",)
+
+    def __init__(self, variant: str = "aliked-n16", *, max_keypoints: int = 1200, random_weights: bool = False) -> None:
+        if variant not in ("aliked-n16", "aliked-t16"):
+            raise ValueError(f"variant must be 'aliked-n16' or 'aliked-t16', got {variant!r}")
+        self.name = variant
+        super().__init__({"max_keypoints": max_keypoints, "nms_radius": 2}, random_weights)
+
+    def _build(self, kf):
+        # A non-positive detection threshold selects kornia's top-k mode.
+        return kf.ALIKED(self.name, max_num_keypoints=self.settings["max_keypoints"], detection_threshold=-1.0)
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():
@@ -79,23 +108,16 @@ class AlikedMethod:
         return sorted_features(out.keypoints.numpy(), out.keypoint_scores.numpy(), out.descriptors.numpy())
 
 
-class DiskMethod:
+class DiskMethod(_KorniaPeer):
     """DISK (depth weights): the ``max_keypoints`` strongest heatmap maxima in 5x5 windows."""
 
     name = "disk"
-    descriptor_kind = "float"
 
-    def __init__(self, *, max_keypoints: int = 1200) -> None:
-        self.settings = {"max_keypoints": max_keypoints, "window_size": 5, "weights": "depth"}
-        self._model = None
-        self._torch = None
+    def __init__(self, *, max_keypoints: int = 1200, random_weights: bool = False) -> None:
+        super().__init__({"max_keypoints": max_keypoints, "window_size": 5, "weights": "depth"}, random_weights)
 
-    def load(self) -> None:
-        torch, kf = _import_kornia()
-        state = _peer_state(self.name)
-        model = kf.DISK()
-        _load_strict(model, state)
-        self._model, self._torch = model.eval(), torch
+    def _build(self, kf):
+        return kf.DISK()
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():
@@ -108,23 +130,19 @@ class DiskMethod:
         return sorted_features(out.keypoints.numpy(), out.detection_scores.numpy(), out.descriptors.numpy())
 
 
-class XFeatMethod:
+class XFeatMethod(_KorniaPeer):
     """XFeat sparse features: the ``max_keypoints`` best by heatmap x reliability (threshold 0.05)."""
 
     name = "xfeat"
-    descriptor_kind = "float"
 
-    def __init__(self, *, max_keypoints: int = 1200) -> None:
-        self.settings = {"max_keypoints": max_keypoints, "detection_threshold": 0.05}
-        self._model = None
-        self._torch = None
+    def __init__(self, *, max_keypoints: int = 1200, random_weights: bool = False) -> None:
+        super().__init__({"max_keypoints": max_keypoints, "detection_threshold": 0.05}, random_weights)
 
-    def load(self) -> None:
-        torch, kf = _import_kornia()
-        state = _peer_state(self.name)
-        model = kf.XFeat(top_k=self.settings["max_keypoints"], detection_threshold=self.settings["detection_threshold"])
-        _load_strict(model.net, state)
-        self._model, self._torch = model.eval(), torch
+    def _build(self, kf):
+        return kf.XFeat(top_k=self.settings["max_keypoints"], detection_threshold=self.settings["detection_threshold"])
+
+    def _weighted(self, model):
+        return model.net
 
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         h, w = image_bgr.shape[:2]

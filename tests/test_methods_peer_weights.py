@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zippypoint.eval import peer_weights
-from zippypoint.eval.peer_weights import PeerWeights, PeerWeightsError, fetch_peer_weights
+from zippypoint.methods import peer_weights
+from zippypoint.methods.peer_weights import PeerWeights, PeerWeightsError, fetch_peer_weights
 
 
 def checkpoint_bytes(obj) -> bytes:
@@ -77,6 +77,6 @@ def test_cache_location_and_messages(tmp_path, monkeypatch):
     monkeypatch.setenv("ZIPPYPOINT_CACHE", str(tmp_path))
     assert peer_weights.cache_dir() == tmp_path / "peers"
     assert peer_weights.weights_path("aliked-n16") == tmp_path / "peers" / "aliked-n16.safetensors"
-    assert "python -m zippypoint.eval.peer_weights" in peer_weights.missing_message("disk")
+    assert "python -m zippypoint.methods.peer_weights" in peer_weights.missing_message("disk")
     with pytest.raises(ValueError, match="unknown peer"):
         peer_weights.weights_path("superpoint")
