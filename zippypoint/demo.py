@@ -1,21 +1,41 @@
-"""The demo pair: a photo shipped with scikit-image and a warped, relit copy with a known homography."""
+"""The demo pair: a shipped sample photo and a warped, relit copy with a known homography (numpy + OpenCV)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
+SHIPPED_SAMPLES = ("astronaut", "coffee")  # PNGs in zippypoint/samples/ (licences in its README.md)
+SKIMAGE_SAMPLES = ("chelsea", "rocket")  # read from scikit-image where it is installed
+SAMPLES = SHIPPED_SAMPLES + SKIMAGE_SAMPLES
 
 
-def sample_photo(name: str = "coffee") -> np.ndarray:
-    """A real photo bundled with scikit-image (no download), as BGR uint8."""
-    import cv2
-    from skimage import data
-
+def check_sample(name: str) -> str:
+    """``name`` when it is a known sample; ValueError naming the choices otherwise."""
     if name not in SAMPLES:
-        raise ValueError(f"unknown sample {name!r}; choose one of {SAMPLES}")
-    rgb = getattr(data, name)()
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        raise ValueError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)} "
+                         "or pass two images of yours with --images A B")
+    return name
+
+
+def sample_photo(name: str = "astronaut") -> np.ndarray:
+    """A real photo as BGR uint8: shipped in the package, or (chelsea, rocket) from scikit-image."""
+    import cv2
+
+    check_sample(name)
+    if name in SHIPPED_SAMPLES:
+        image = cv2.imread(str(SAMPLES_DIR / f"{name}.png"), cv2.IMREAD_COLOR)
+        if image is None:
+            raise FileNotFoundError(f"sample photo missing from the package: {SAMPLES_DIR / name}.png")
+        return image
+    try:
+        from skimage import data
+    except ImportError:
+        raise ValueError(f"sample {name!r} comes from scikit-image, which is not installed; use one of "
+                         f"{', '.join(SHIPPED_SAMPLES)} or `pip install scikit-image`") from None
+    return cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR)
 
 
 def demo_homography(width: int, height: int) -> np.ndarray:

@@ -1,19 +1,24 @@
-"""Exported models of a preset, cached on disk: ``exported_model_path("zippypoint", "onnx-int8")``.
+"""Exported models of a preset: the one shipped in the package, else a cached export.
 
-A cached file is used without torch; exporting one the first time needs torch (and, for int8, the calibration
-photos). Files are keyed by preset, format, the export recipe's revision and the sha256 of the weights, so new
-weights or a new recipe never reuse an old export. Cache folder: ``$ZIPPYPOINT_CACHE/exports`` or
-``~/.cache/zippypoint/exports``.
+``exported_model_path("zippypoint", "onnx-int8")`` returns the packaged ``zippypoint/weights/zippypoint-int8.onnx``
+when it was exported from the same weights with the current recipe (its card records both, and the file's
+sha256 is checked), so the default deployment needs no torch, no calibration photos and no export on first
+use. Any other combination is exported once (needs torch; int8 also needs calibration photos) into
+``$ZIPPYPOINT_CACHE/exports`` or ``~/.cache/zippypoint/exports``, keyed by preset, format, recipe revision and
+weights sha256, so new weights or a new recipe never reuse an old export.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 FORMATS = ("onnx", "onnx-int8")
 # bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
 RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3}
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "weights"
+CALIBRATION_SUBDIR = "train-images"  # under $ZIPPYPOINT_DATA
 
 
 def cache_dir() -> Path:
@@ -21,9 +26,52 @@ def cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "zippypoint") / "exports"
 
 
-def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Path | None = None,
-                        directory: str | Path | None = None, calibration_dir: str | Path | None = None) -> Path:
-    """Path of ``preset`` exported as ``fmt`` with its shipped weights (or ``weights``), exporting on first use."""
+def packaged_name(preset: str, fmt: str) -> str:
+    """File name of a packaged export: ``zippypoint-int8.onnx`` (int8) or ``zippypoint.onnx`` (fp32)."""
+    return f"{preset}-int8.onnx" if fmt == "onnx-int8" else f"{preset}.onnx"
+
+
+def packaged_card(preset: str, fmt: str) -> dict | None:
+    """The card (JSON) of the packaged export of ``preset`` in ``fmt``, or None when none is shipped."""
+    card = PACKAGED_DIR / (packaged_name(preset, fmt) + ".card.json")
+    if not card.is_file() or not (PACKAGED_DIR / packaged_name(preset, fmt)).is_file():
+        return None
+    return json.loads(card.read_text())
+
+
+def _weights_sha256(preset: str, weights: str | Path | None) -> str | None:
+    """sha256 of ``weights``, or the one recorded for the preset's shipped weights (no hashing needed)."""
+    from zippypoint.model.registry import _expected_sha256, get_preset
+    from zippypoint.model.weights import sha256_file
+
+    if weights is not None:
+        return sha256_file(weights) if Path(weights).is_file() else None
+    return _expected_sha256(get_preset(preset))
+
+
+def packaged_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Path | None = None) -> Path | None:
+    """The packaged export when it matches ``preset``, ``fmt``, ``weights`` (default: shipped) and the current
+    recipe; None otherwise. Raises ``WeightsError`` when the packaged file does not match its recorded sha256."""
+    from zippypoint.model.weights import WeightsError, sha256_file
+
+    card = packaged_card(preset, fmt) if fmt in FORMATS else None
+    if card is None:
+        return None
+    if (card.get("preset"), card.get("format"), card.get("recipe_revision")) != (preset, fmt, RECIPE_REVISION[fmt]):
+        return None
+    if card.get("weights_sha256") != _weights_sha256(preset, weights):
+        return None
+    path = PACKAGED_DIR / packaged_name(preset, fmt)
+    digest = sha256_file(path)
+    if digest != card.get("sha256"):
+        raise WeightsError(f"sha256 mismatch for the packaged model {path}: expected {card.get('sha256')}, got "
+                           f"{digest} (corrupted or replaced file); reinstall zippypoint")
+    return path
+
+
+def cached_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Path | None = None,
+                      directory: str | Path | None = None) -> Path:
+    """Where the export of ``preset``/``fmt``/``weights`` lives in the cache (it may not exist yet)."""
     from zippypoint.model.registry import get_preset
     from zippypoint.model.weights import WeightsError, sha256_file
 
@@ -31,24 +79,57 @@ def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     source = Path(weights) if weights is not None else get_preset(preset).weights_path()
     if source is None or not source.is_file():
-        raise WeightsError(f"no weights to export for {preset!r} (looked for {source}); pass --weights FILE "
-                           "or an exported .onnx file as the model")
+        where = f"; looked for {source}" if source is not None else ""
+        raise WeightsError(f"no weights to export for {preset!r}{where}: pass --weights FILE.safetensors "
+                           "or an exported .onnx file as --model")
     folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}.onnx"
+    return folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}.onnx"
+
+
+def default_calibration_dir() -> Path:
+    """Calibration photos for an int8 export: ``$ZIPPYPOINT_DATA/train-images``. Raises FileNotFoundError with
+    the fix when it is not set or the folder is missing (the current folder is never consulted)."""
+    root = os.environ.get("ZIPPYPOINT_DATA")
+    if not root:
+        raise FileNotFoundError("an int8 export needs calibration photos: pass --calibration-dir DIR (a folder of "
+                                f"real photos) or set ZIPPYPOINT_DATA to a folder holding {CALIBRATION_SUBDIR}/")
+    path = Path(root).expanduser() / CALIBRATION_SUBDIR
+    if not path.is_dir():
+        raise FileNotFoundError(f"calibration folder not found: {path} (from ZIPPYPOINT_DATA); pass "
+                                "--calibration-dir DIR or point ZIPPYPOINT_DATA at a folder holding "
+                                f"{CALIBRATION_SUBDIR}/")
+    return path
+
+
+def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Path | None = None,
+                        directory: str | Path | None = None, calibration_dir: str | Path | None = None) -> Path:
+    """Path of ``preset`` exported as ``fmt`` with its shipped weights (or ``weights``): the packaged file when
+    it matches (and no ``directory`` is asked for), else the cached export, made on first use."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if directory is None:
+        packaged = packaged_model_path(preset, fmt, weights=weights)
+        if packaged is not None:
+            return packaged
+    path = cached_model_path(preset, fmt, weights=weights, directory=directory)
     if path.is_file():
         return path
     try:
         from zippypoint.export.exporter import export_model
-        from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR
     except ImportError as exc:
-        raise ImportError(f"{path} is not exported yet and exporting needs torch ({exc}); run "
-                          f"`zippypoint export --format {fmt} --model {preset} --out FILE` where torch is "
-                          "installed and pass FILE as the model") from exc
-    folder.mkdir(parents=True, exist_ok=True)
+        raise ImportError(f"{preset} as {fmt} is not exported yet and exporting needs torch ({exc}): "
+                          "pip install 'zippypoint[torch]', or run `zippypoint export` where torch is installed "
+                          "and pass the .onnx file as --model") from exc
+    kwargs = {}
+    if fmt == "onnx-int8":
+        kwargs["calibration_dir"] = Path(calibration_dir) if calibration_dir is not None else default_calibration_dir()
+        if not kwargs["calibration_dir"].is_dir():
+            raise FileNotFoundError(f"calibration folder not found: {kwargs['calibration_dir']}; pass "
+                                    "--calibration-dir DIR (a folder of real photos)")
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
-    kwargs = {"calibration_dir": calibration_dir or DEFAULT_CALIBRATION_DIR} if fmt == "onnx-int8" else {}
     try:
-        export_model(fmt, partial, preset, weights=source if weights is not None else None, **kwargs)
+        export_model(fmt, partial, preset, weights=weights, **kwargs)
         partial.replace(path)  # atomic: a concurrent reader never sees half a file
     finally:
         partial.unlink(missing_ok=True)
