@@ -21,6 +21,10 @@ COMMANDS = (
     "make_benchmark",
     "export",
     "benchmark",
+    "vo",
+    "evaluate_pose",
+    "reconstruct",
+    "localize",
 )
 
 
