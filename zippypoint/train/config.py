@@ -41,6 +41,9 @@ class TrainConfig:
     nan_patience: int = 10  # abort after this many consecutive non-finite losses
     ana: dict[str, Any] | None = None  # AnnealingConfig fields (quantize stage); None = plain STE
     ana_targets: str = "binary"  # which quantisers ANA drives: "binary" (sign) or "all" (sign + int8 activations)
+    exclude_dev: bool = True  # leave out the fixed development split (zippypoint.train.split) entirely
+    teacher: str | None = None  # distillation teacher ("aliked-t16", "aliked-n16"); None = self-supervised only
+    snapshot_every: int = 0  # steps between kept weight snapshots (step_NNNNNN.safetensors) for selection; 0 = none
     loss: LossConfig = field(default_factory=LossConfig)
     homography: HomographyConfig = field(default_factory=HomographyConfig)
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
@@ -50,6 +53,10 @@ class TrainConfig:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.loss.descriptor_loss not in ("infonce", "triplet"):
             raise ValueError(f"loss.descriptor_loss must be 'infonce' or 'triplet', got {self.loss.descriptor_loss!r}")
+        if self.loss.descriptor_forward not in ("soft", "hard"):
+            raise ValueError(f"loss.descriptor_forward must be 'soft' or 'hard', got {self.loss.descriptor_forward!r}")
+        if self.teacher is not None and self.teacher not in ("aliked-t16", "aliked-n16"):
+            raise ValueError(f"teacher must be 'aliked-t16', 'aliked-n16' or null, got {self.teacher!r}")
         if self.ana_targets not in ("binary", "all"):
             raise ValueError(f"ana_targets must be 'binary' or 'all', got {self.ana_targets!r}")
         if self.batch_size < 1 or self.epochs <= 0:

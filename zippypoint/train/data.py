@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from zippypoint.io import IMAGE_SUFFIXES, ImageReadError, read_image
-from zippypoint.train.homography import HomographyConfig, sample_homography
+from zippypoint.train.homography import HomographyConfig, sample_training_homography
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class HomographyPairDataset(torch.utils.data.Dataset):
     def make_pair(self, image: np.ndarray, rng: np.random.Generator) -> dict:
         import cv2
 
-        h_norm = sample_homography(rng, self.homography)
+        h_norm = sample_training_homography(rng, (self.width, self.height), self.homography)
         n = norm_to_pixel_matrix(self.width, self.height)
         h_pix = n @ h_norm @ np.linalg.inv(n)
         source = cv2.warpPerspective(image, h_pix, (self.width, self.height),
@@ -182,14 +182,3 @@ def worker_init(worker_id: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-def count_readable(paths: list[Path]) -> tuple[int, list[Path]]:
-    """(number of readable images, list of unreadable paths) — a quick pre-flight check."""
-    bad = []
-    for p in paths:
-        try:
-            read_image(p)
-        except ImageReadError:
-            bad.append(p)
-    return len(paths) - len(bad), bad

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,20 @@ class HomographyConfig:
     max_angle: float = math.pi / 4  # rotations drawn uniformly in [-max_angle, max_angle]
     translation: bool = True  # random translation within the remaining margins
     max_tries: int = 50  # resampling attempts for rotations that leave the image
+    # "normalised": the KP2D sampler above, in [-1, 1] coordinates (a rotation there also stretches a
+    # non-square image); "pixel": a rigid rotation and an isotropic scale in pixel space (below)
+    space: str = "normalised"
+    rotation_deg: float = 45.0  # pixel space: rotation drawn uniformly in [-rotation_deg, rotation_deg]
+    scale_bounds: tuple[float, float] = (0.65, 1.5)  # pixel space: scale drawn log-uniformly in this range
+    perspective_px: float = 0.0  # pixel space: std of a perspective corner jitter, fraction of the shorter side
+    shift: float = 0.1  # pixel space: translation drawn uniformly within +- this fraction of each side
+
+    def __post_init__(self) -> None:
+        if self.space not in ("normalised", "pixel"):
+            raise ValueError(f"homography space must be 'normalised' or 'pixel', got {self.space!r}")
+        lo, hi = self.scale_bounds
+        if not 0 < lo <= hi:
+            raise ValueError(f"scale_bounds must satisfy 0 < low <= high, got {self.scale_bounds}")
 
 
 def _perspective_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -69,6 +82,37 @@ def sample_homography(rng: np.random.Generator, cfg: HomographyConfig = Homograp
     return _perspective_transform(corners, patch)
 
 
+def sample_pixel_homography(rng: np.random.Generator, size: tuple[int, int],
+                            cfg: HomographyConfig = HomographyConfig(space="pixel")) -> np.ndarray:
+    """A rigid rotation + isotropic scale (+ optional perspective jitter) about the image centre, in pixels.
+
+    Returns a 3x3 float64 matrix mapping *source* pixels to *target* pixels of a (W, H) image. Without
+    perspective jitter its linear part is ``s R``: no stretch, whatever the aspect ratio. Rotation and
+    log-scale are uniform, so large turns are as frequent as small ones.
+    """
+    w, h = size
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    angle = math.radians(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
+    lo, hi = cfg.scale_bounds
+    scale = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    linear = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    shift = rng.uniform(-cfg.shift, cfg.shift, 2) * np.array([w, h])
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)
+    mapped = (corners - centre) @ linear.T + centre + shift
+    if cfg.perspective_px > 0:
+        mapped = mapped + rng.normal(0, cfg.perspective_px * min(w, h), (4, 2))
+    return _perspective_transform(corners, mapped)
+
+
+def sample_training_homography(rng: np.random.Generator, size: tuple[int, int], cfg: HomographyConfig) -> np.ndarray:
+    """The configured sampler, as a normalised source->target homography for a (W, H) image."""
+    if cfg.space == "normalised":
+        return sample_homography(rng, cfg)
+    w, h = size
+    n = np.array([[(w - 1) / 2, 0, (w - 1) / 2], [0, (h - 1) / 2, (h - 1) / 2], [0, 0, 1]])
+    return np.linalg.inv(n) @ sample_pixel_homography(rng, size, cfg) @ n
+
+
 def pixel_to_norm(points: torch.Tensor, width: int, height: int) -> torch.Tensor:
     scale = points.new_tensor([2.0 / (width - 1), 2.0 / (height - 1)])
     return points * scale - 1.0
@@ -86,14 +130,3 @@ def apply_homography(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     w = p[..., 2:]
     w = torch.where(w.abs() < 1e-8, torch.full_like(w, 1e-8), w)
     return p[..., :2] / w
-
-
-def warp_images(target: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """Source images ``source(p) = target(H p)`` for (B,C,H,W) images and (B,3,3) normalised H."""
-    b, _, height, width = target.shape
-    ys = torch.linspace(-1, 1, height, dtype=target.dtype, device=target.device)
-    xs = torch.linspace(-1, 1, width, dtype=target.dtype, device=target.device)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], dim=-1).reshape(1, -1, 2).expand(b, -1, -1)
-    mapped = apply_homography(h.to(target.dtype), grid).reshape(b, height, width, 2)
-    return F.grid_sample(target, mapped, mode="bilinear", padding_mode="zeros", align_corners=True)

@@ -6,7 +6,6 @@ images and the normalised source->target homographies (B,3,3).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +28,19 @@ class LossConfig:
     descriptor_ones: int = 64  # k of the LML projection / top-k binarisation
     descriptor_gain: float = 3.0  # LML input = gain * per-descriptor standardised values (sets the softness)
     border_cells: int = 1  # ignore this many rings of cells at the image border
+    # "soft": the loss sees the LML codes; "hard": it sees the top-k 0/1 codes that inference uses, with the
+    # LML projection's gradient (straight-through), so training measures what matching will meet
+    descriptor_forward: str = "soft"
+    detach_descriptor_points: bool = False  # descriptor-loss gradients do not move the keypoints (KP2D)
+    repulsion_weight: float = 0.0  # weight of the penalty on scored keypoints of different cells meeting
+    repulsion_radius: float = 3.0  # px: keypoints closer than this repel (weighted by both scores)
+    saturation_weight: float = 0.0  # weight of the penalty on location pre-tanh values beyond the bound
+    saturation_bound: float = 2.0  # |pre-tanh| allowed (tanh(2) = 0.964: 6.7 px offsets still reachable)
+    teacher_score_weight: float = 1.0  # distillation: BCE to the teacher's score map, max-pooled per cell
+    teacher_location_weight: float = 0.5  # distillation: px distance to the teacher's peak in confident cells
+    teacher_descriptor_weight: float = 1.0  # distillation: cross-entropy to the teacher's similarity rows
+    teacher_temperature: float = 0.05  # softmax temperature on the teacher's cosine similarities
+    teacher_points: int = 128  # anchors per image for the similarity distillation
 
 
 def _flatten_points(kp: torch.Tensor) -> torch.Tensor:
@@ -51,6 +63,42 @@ def sample_cell_map(cell_map: torch.Tensor, points: torch.Tensor, cell: int = 8)
     grid = torch.stack([u / max(w - 1, 1) * 2 - 1, v / max(h - 1, 1) * 2 - 1], dim=-1).unsqueeze(1)
     out = F.grid_sample(cell_map, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.squeeze(2).transpose(1, 2)
+
+
+def hard_codes(raw: torch.Tensor, k: int) -> torch.Tensor:
+    """The inference codes: 1 at the k largest values of each row, 0 elsewhere (no gradient)."""
+    idx = torch.topk(raw.detach(), k, dim=-1).indices
+    return torch.zeros_like(raw).scatter_(-1, idx, 1.0)
+
+
+def straight_through_codes(raw: torch.Tensor, k: int, gain: float) -> torch.Tensor:
+    """Forward: the hard top-k codes; backward: the gradient of the soft LML codes."""
+    soft = soft_codes(raw, k, gain)
+    return soft + (hard_codes(raw, k) - soft).detach()
+
+
+def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared distances (B,N,D) x (B,M,D) -> (B,N,M), with a gradient at 0 (unlike cdist's)."""
+    return ((a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2 * a @ b.transpose(-1, -2)).clamp_min(0)
+
+
+def repulsion_penalty(keypoints: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, radius: float) -> torch.Tensor:
+    """Penalty on keypoints of different cells closer than ``radius`` px, weighted by both scores.
+
+    keypoints (B,N,2) px, scores (B,N), mask (B,N) cells taken into account. Returns the sum over pairs of
+    ``s_i s_j (1 - d_ij / radius)_+`` divided by the number of cells: zero when no two points meet.
+    """
+    d = torch.cdist(keypoints, keypoints)
+    pair = mask.unsqueeze(1) & mask.unsqueeze(2)
+    pair &= ~torch.eye(d.shape[-1], dtype=torch.bool, device=d.device)
+    overlap = F.relu(1.0 - d / radius) * pair
+    weighted = overlap * scores.unsqueeze(1) * scores.unsqueeze(2)
+    return weighted.sum() / 2 / mask.sum().clamp_min(1)
+
+
+def saturation_penalty(offset_logits: torch.Tensor, bound: float) -> torch.Tensor:
+    """Mean squared excess of |pre-tanh| over ``bound``: keeps offsets where tanh still has a gradient."""
+    return (F.relu(offset_logits.abs() - bound) ** 2).mean()
 
 
 def soft_codes(raw: torch.Tensor, k: int, gain: float) -> torch.Tensor:
@@ -109,31 +157,49 @@ def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: 
     n_vis = visible.sum().clamp_min(1)
     consistency = (((sc_t_at_w - sc_s) ** 2) * visible).sum() / n_vis
 
-    # descriptors: LML outputs (soft 64-of-256 codes); distances in unit-vector units
+    # descriptors: k-of-D codes (soft LML or hard with LML gradients); distances in unit-vector units
     k = cfg.descriptor_ones
     g = cfg.descriptor_gain
-    anchor = soft_codes(sample_map(out_s["descriptors"], kp_s, width, height), k, g)
-    positive = soft_codes(sample_map(out_t["descriptors"], warped, width, height), k, g)
-    negatives = soft_codes(sample_map(out_t["descriptors"], kp_t, width, height), k, g)
-    scale = 1.0 / math.sqrt(k)
-    d_pos = (anchor - positive).norm(dim=-1) * scale
-    d_neg_all = torch.cdist(anchor, negatives) * scale
+    codes = straight_through_codes if cfg.descriptor_forward == "hard" else soft_codes
+    pts_s, pts_w, pts_t = (kp_s, warped, kp_t)
+    if cfg.detach_descriptor_points:
+        pts_s, pts_w, pts_t = kp_s.detach(), warped.detach(), kp_t.detach()
+    raw_a = sample_map(out_s["descriptors"], pts_s, width, height)
+    raw_p = sample_map(out_t["descriptors"], pts_w, width, height)
+    raw_n = sample_map(out_t["descriptors"], pts_t, width, height)
+    anchor, positive, negatives = codes(raw_a, k, g), codes(raw_p, k, g), codes(raw_n, k, g)
+    scale2 = 1.0 / k
+    d2_pos = ((anchor - positive) ** 2).sum(-1) * scale2
+    d2_neg_all = _sq_dist(anchor, negatives) * scale2
     too_close = dist < cfg.negative_radius
-    d_neg = d_neg_all.masked_fill(too_close, float("inf")).min(dim=2).values
-    d_neg = torch.where(torch.isfinite(d_neg), d_neg, d_neg_all.max(dim=2).values)
     if cfg.descriptor_loss == "triplet":
+        d_pos = (d2_pos + 1e-12).sqrt()
+        d_neg_all = (d2_neg_all + 1e-12).sqrt()
+        d_neg = d_neg_all.masked_fill(too_close, float("inf")).min(dim=2).values
+        d_neg = torch.where(torch.isfinite(d_neg), d_neg, d_neg_all.max(dim=2).values)
         per_point = F.relu(d_pos - d_neg + cfg.margin)
     else:
         # the positive against every target point at least negative_radius away
-        neg_logits = (-(d_neg_all**2) / cfg.temperature).masked_fill(too_close, float("-inf"))
-        logits = torch.cat([(-(d_pos**2) / cfg.temperature).unsqueeze(-1), neg_logits], dim=-1)
+        neg_logits = (-d2_neg_all / cfg.temperature).masked_fill(too_close, float("-inf"))
+        logits = torch.cat([(-d2_pos / cfg.temperature).unsqueeze(-1), neg_logits], dim=-1)
         per_point = -torch.log_softmax(logits, dim=-1)[..., 0]
     desc_loss = (per_point * visible).sum() / n_vis
 
+    extra = {}
+    if cfg.repulsion_weight > 0:
+        extra["repulsion"] = 0.5 * (repulsion_penalty(kp_s, sc_s, not_border.expand(b, -1), cfg.repulsion_radius)
+                                    + repulsion_penalty(kp_t, sc_t, not_border.expand(b, -1), cfg.repulsion_radius))
+    if cfg.saturation_weight > 0 and "offset_logits" in out_s:
+        extra["saturation"] = 0.5 * (saturation_penalty(out_s["offset_logits"], cfg.saturation_bound)
+                                     + saturation_penalty(out_t["offset_logits"], cfg.saturation_bound))
     total = (cfg.location_weight * loc_loss + cfg.descriptor_weight * desc_loss
              + cfg.score_weight * score_loss + cfg.consistency_weight * consistency)
+    total = total + cfg.repulsion_weight * extra.get("repulsion", zero) + cfg.saturation_weight * extra.get("saturation", zero)
     with torch.no_grad():
-        hit = ((d_pos < d_neg) & visible).sum() / n_vis
+        hit = _hit_rate(d2_pos, d2_neg_all, too_close, visible)
+        # what Hamming matching at inference meets: top-k codes of the same raw descriptors
+        ha, hp, hn = hard_codes(raw_a, k), hard_codes(raw_p, k), hard_codes(raw_n, k)
+        hamming_hit = _hit_rate(((ha - hp) ** 2).sum(-1), _sq_dist(ha, hn), too_close, visible)
     return {
         "total": total,
         "location": loc_loss.detach(),
@@ -143,4 +209,12 @@ def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: 
         "valid_fraction": valid.float().mean(),
         "mean_distance": (d_min * valid).sum().detach() / n_valid,
         "descriptor_hit_rate": hit,
+        "hamming_hit_rate": hamming_hit,
+        **{k: v.detach() for k, v in extra.items()},
     }
+
+
+def _hit_rate(d2_pos: torch.Tensor, d2_neg_all: torch.Tensor, too_close: torch.Tensor, visible: torch.Tensor):
+    """Share of visible anchors whose positive is strictly closer than every negative (ties are misses)."""
+    d2_neg = d2_neg_all.masked_fill(too_close, float("inf")).min(dim=2).values
+    return ((d2_pos < d2_neg) & visible).sum() / visible.sum().clamp_min(1)

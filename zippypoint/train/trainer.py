@@ -183,6 +183,10 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     paths = list_images(data)
     if not paths:
         raise ValueError(f"no images found under {data}")
+    if cfg.exclude_dev:
+        from zippypoint.train.split import split_dev
+
+        paths = split_dev(paths)[0] or paths
     train_paths, val_paths = split_images(paths, cfg.val_fraction, cfg.seed)
     if not train_paths:
         train_paths = val_paths
@@ -202,6 +206,16 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     params = trainable_parameters(model, cfg)
     controller = build_annealing(model, cfg)
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    teacher = None
+    if cfg.teacher:
+        from zippypoint.train.distill import AlikedTeacher
+
+        teacher = AlikedTeacher(cfg.teacher).load().to(dev)
+    offset_logits: list[torch.Tensor] = []
+    if cfg.loss.saturation_weight > 0 and hasattr(model, "loc_out"):
+        # the location head's pre-tanh values, for the saturation penalty
+        model.loc_out.register_forward_hook(lambda _m, _i, out: offset_logits.append(out))
+    distill_gen = torch.Generator().manual_seed(cfg.seed + 1000 * dist_info.rank)
 
     step, epoch, skip = 0, 0, 0
     ckpt_path = out / CHECKPOINT
@@ -287,7 +301,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                                              num_workers=cfg.num_workers, worker_init_fn=worker_init,
                                              multiprocessing_context="spawn" if cfg.num_workers > 0 else None)
+        t_wait = time.time()
         for batch in loader:
+            t_data = time.time() - t_wait
             if overfit_batch:
                 fixed_batch = fixed_batch or batch
                 batch = fixed_batch
@@ -299,11 +315,25 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             source, target = batch["source"].to(dev), batch["target"].to(dev)
             if model.config.in_channels == 1:
                 source, target = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
+            t_compute = time.time()
+            offset_logits.clear()
             outputs = net(torch.cat([source, target]))
+            if offset_logits:
+                outputs = {**outputs, "offset_logits": offset_logits[-1]}
             b = source.shape[0]
             out_s = {k: v[:b] for k, v in outputs.items()}
             out_t = {k: v[b:] for k, v in outputs.items()}
-            losses = homographic_losses(out_s, out_t, batch["homography"].to(dev), cfg.loss, (cfg.width, cfg.height))
+            homography = batch["homography"].to(dev)
+            losses = homographic_losses(out_s, out_t, homography, cfg.loss, (cfg.width, cfg.height))
+            t_teacher = 0.0
+            if teacher is not None:
+                from zippypoint.train.distill import distillation_losses
+
+                t0 = time.time()
+                teach = distillation_losses(out_s, out_t, homography, teacher, batch["target"].to(dev), cfg.loss,
+                                            (cfg.width, cfg.height), generator=distill_gen)
+                t_teacher = time.time() - t0  # teacher forward + its losses (their backward is counted below)
+                losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
             loss = losses["total"]
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
@@ -319,6 +349,8 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             clip_latent_weights(model)
+            losses = {**losses, "time_data_s": torch.tensor(t_data), "time_teacher_s": torch.tensor(t_teacher),
+                      "time_step_s": torch.tensor(time.time() - t_compute)}
             step += 1
             skip += b
             bar.update(1)
@@ -330,9 +362,12 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                     row["ana_scale_first"] = float(controller.groups[0][0].ana_scale)
                     row["ana_scale_last"] = float(controller.groups[-1][0].ana_scale)
                 log(row)
-                bar.set_postfix(loss=f"{row['total']:.3f}", hit=f"{row['descriptor_hit_rate']:.2f}")
+                bar.set_postfix(loss=f"{row['total']:.3f}", hamming_hit=f"{row['hamming_hit_rate']:.2f}")
             if step % cfg.checkpoint_every == 0:
                 save_checkpoint()
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0 and writing:
+                save_weights(model, out / f"step_{step:06d}.safetensors",
+                             {"preset": cfg.preset, "stage": cfg.stage, "steps": str(step)})
             if step % cfg.val_every == 0:
                 last_val = validate()
                 set_train_mode(model, cfg)
@@ -340,6 +375,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                 total_steps = step
             if step >= total_steps:
                 break
+            t_wait = time.time()
         else:
             epoch += 1
             skip = 0
