@@ -32,15 +32,15 @@ from zippypoint.distributed.shards import (
     write_json_atomic,
 )
 
-RUNTIMES = ("onnx", "onnx-int8")
+RUNTIMES = ("onnx", "onnx-int8", "openvino")  # deployed runtimes (openvino where its extractor is installed)
 FORMATS = ("parquet", "h5")
 SUFFIX = {"parquet": ".parquet", "h5": ".h5"}
 
 
 @dataclass(frozen=True)
 class ExtractionOptions:
-    model: str = "zippypoint"  # preset (its cached export is used) or an exported .onnx file
-    runtime: str = "onnx-int8"  # onnx (fp32) or onnx-int8, run by ONNX Runtime inside the actors
+    model: str = "zippypoint"  # preset (its cached export is used) or an exported model file (.onnx / .xml)
+    runtime: str = "onnx-int8"  # onnx (fp32), onnx-int8 (ONNX Runtime) or openvino, run inside the actors
     weights: str | None = None  # safetensors to export instead of the preset's shipped weights
     max_keypoints: int | None = 1000  # keep the N best keypoints per image
     score_threshold: float = 1e-4  # minimum keypoint score
@@ -65,16 +65,18 @@ class ExtractionOptions:
                 "nms_radius": self.nms_radius, "resize": self.resize}
 
 
-def resolve_model_file(options: ExtractionOptions) -> Path:
-    """The exported ONNX file the actors run: ``options.model`` itself, or the preset's cached export."""
-    if str(options.model).endswith(".onnx"):
-        path = Path(options.model)
-        if not path.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {path}")
-        return path
-    from zippypoint.runtime.model_cache import exported_model_path
+def model_payload(options: ExtractionOptions) -> tuple[Path, dict[str, bytes]]:
+    """The exported model the actors run (``options.model`` itself, or the preset's cached export) and its
+    files as {file name: bytes}: they travel to the workers with the job, so workers need no shared disk."""
+    from zippypoint.resolve import available_runtimes, model_file
 
-    return exported_model_path(options.model, options.runtime, weights=options.weights)
+    if options.runtime not in available_runtimes():
+        raise ValueError(f"runtime {options.runtime!r} is not available here; available: {available_runtimes()}")
+    path = model_file(options.model, options.runtime, options.weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])  # OpenVINO IR: xml + bin
+    return path, {p.name: p.read_bytes() for p in files}
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -93,22 +95,19 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 class ShardExtractor:
     """A Ray Data actor: opens the model once, then extracts and writes whole shards (one per row of a batch)."""
 
-    def __init__(self, model_bytes: bytes, config: dict, threads: int, out_dir: str, fmt: str,
-                 filesystem=None) -> None:
-        import os
+    def __init__(self, model_files: dict, model_name: str, runtime: str, config: dict, threads: int,
+                 out_dir: str, fmt: str, filesystem=None) -> None:
         import tempfile
 
         from zippypoint.extractor import ExtractorConfig
-        from zippypoint.runtime.onnx_extractor import OnnxExtractor
+        from zippypoint.resolve import build_extractor
 
-        fd, model_path = tempfile.mkstemp(suffix=".onnx", prefix="zippypoint-worker-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(model_bytes)
-        try:
-            self.extractor = OnnxExtractor(model_path, config=ExtractorConfig(**config),
-                                           intra_op_num_threads=threads).load()
-        finally:
-            os.unlink(model_path)  # the session holds the model now
+        with tempfile.TemporaryDirectory(prefix="zippypoint-worker-") as folder:
+            for file_name, data in model_files.items():
+                (Path(folder) / file_name).write_bytes(data)
+            # loaded now, once per actor; the runtime holds the model in memory afterwards
+            self.extractor = build_extractor(Path(folder) / model_name, runtime, config=ExtractorConfig(**config),
+                                             threads=threads)
         self.out_dir = Path(out_dir)
         self.fmt = fmt
         self.filesystem = filesystem
@@ -206,12 +205,11 @@ def extract_collection(source: str, out_dir: str | Path, options: ExtractionOpti
     out_dir = Path(out_dir)
     entries = list_images(source, filesystem)
     names = [e.name for e in entries]
-    model_file = resolve_model_file(options)
-    model_bytes = model_file.read_bytes()
+    model_path, model_files = model_payload(options)
     from zippypoint.model.weights import sha256_file
 
     plan = {"source": source, "images": len(names), "names_sha256": items_digest(names),
-            "model_sha256": sha256_file(model_file), "options": dataclasses.asdict(options)}
+            "model_sha256": sha256_file(model_path), "options": dataclasses.asdict(options)}
     plan["options"].pop("workers")
     plan["options"].pop("threads_per_worker")  # not part of what is computed: a re-run may use other workers
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +224,8 @@ def extract_collection(source: str, out_dir: str | Path, options: ExtractionOpti
     start = time.perf_counter()
     if rows:
         summaries = _run_actors(rows, worker_class, dict(
-            model_bytes=model_bytes, config=options.extractor_config(), threads=options.threads_per_worker,
+            model_files=model_files, model_name=model_path.name, runtime=options.runtime,
+            config=options.extractor_config(), threads=options.threads_per_worker,
             out_dir=str(out_dir.resolve()), fmt=options.format, filesystem=filesystem),
             options.workers, options.threads_per_worker, address, progress,
             total=sum(len(r["names"]) for r in rows), unit="img", desc="extract")

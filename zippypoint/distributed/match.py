@@ -75,7 +75,8 @@ def load_features(path: str | Path, names: list[str]) -> dict[str, dict]:
 
 
 def plan_tasks(pairs: list[tuple[str, str]], index: dict[str, Path], pairs_per_task: int) -> list[dict]:
-    """Tasks of at most ``pairs_per_task`` pairs whose images lie in at most two feature files, in a fixed order."""
+    """Tasks of at most ``pairs_per_task`` pairs whose images lie in at most two feature files, in a fixed order;
+    each lists the images it needs and their files (``load_names``, ``load_files``)."""
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for a, b in pairs:
         missing = [n for n in (a, b) if n not in index]
@@ -88,8 +89,9 @@ def plan_tasks(pairs: list[tuple[str, str]], index: dict[str, Path], pairs_per_t
         group = groups[key]
         for start in range(0, len(group), pairs_per_task):
             chunk = group[start:start + pairs_per_task]
-            tasks.append({"task": len(tasks), "files": list(key), "name0": [p[0] for p in chunk],
-                          "name1": [p[1] for p in chunk]})
+            wanted = sorted({n for pair in chunk for n in pair})
+            tasks.append({"task": len(tasks), "name0": [p[0] for p in chunk], "name1": [p[1] for p in chunk],
+                          "load_names": wanted, "load_files": [str(index[n]) for n in wanted]})
     return tasks
 
 
@@ -105,14 +107,17 @@ class PairMatcher:
         from zippypoint.binary_desc.matcher import match_hamming
 
         out = {"task": [], "pairs": [], "failed": [], "seconds": []}
-        for task, files, name0, name1 in zip(batch["task"], batch["files"], batch["name0"], batch["name1"],
-                                             strict=True):
+        for task, name0, name1, load_names, load_files in zip(
+                batch["task"], batch["name0"], batch["name1"], batch["load_names"], batch["load_files"],
+                strict=True):
             start = time.perf_counter()
             name0, name1 = [str(n) for n in name0], [str(n) for n in name1]
-            wanted = set(name0) | set(name1)
+            by_file: dict[str, list[str]] = defaultdict(list)
+            for name, path in zip(load_names, load_files, strict=True):
+                by_file[str(path)].append(str(name))
             feats: dict[str, dict] = {}
-            for path in dict.fromkeys(str(f) for f in files):
-                feats.update(load_features(path, sorted(wanted - set(feats))))
+            for path, names in by_file.items():  # each image of the task read once
+                feats.update(load_features(path, names))
             records = [(a, b, match_hamming(feats[a]["descriptors"], feats[b]["descriptors"],
                                             **self.matcher_kwargs))
                        for a, b in zip(name0, name1, strict=True)]
