@@ -45,7 +45,7 @@ def export_model(fmt: str, out: str | Path, model: str = "zippypoint", *, weight
                  calibration_count: int = DEFAULT_CALIBRATION_COUNT,
                  calibration_resize: tuple[int, int] | None = None,
                  int8_options: Int8Options | None = None, net: nn.Module | None = None) -> Path:
-    """Export preset ``model`` to ``out`` in format ``fmt`` (onnx, onnx-int8, coreml); returns the written path.
+    """Export preset ``model`` to ``out`` in format ``fmt`` (onnx, onnx-int8, coreml, openvino); returns the written path.
 
     ``net``: an already-built network of preset ``model`` to export instead of loading weights (its weights
     are then recorded as "custom").
@@ -61,6 +61,12 @@ def export_model(fmt: str, out: str | Path, model: str = "zippypoint", *, weight
         from zippypoint.export.onnx_export import export_onnx
 
         return export_onnx(net, out, meta, opset=opset)
+    if fmt == "openvino":
+        from zippypoint.export.openvino_export import export_openvino
+
+        images = find_images(calibration_dir, calibration_count)
+        return export_openvino(net, out, meta, images, options=int8_options or Int8Options(), opset=opset,
+                               calibration_resize=calibration_resize)
     if fmt == "onnx-int8":
         from zippypoint.export.int8 import export_int8
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PREFIX = "zippypoint."
-FORMATS = ("onnx", "onnx-int8", "coreml")
+FORMATS = ("onnx", "onnx-int8", "coreml", "openvino")
 OUTPUTS = "scores (B,1,H/8,W/8) in [0,1]; keypoints (B,2,H/8,W/8) x,y pixels; descriptors (B,256,H/4,W/4) raw"
 
 

@@ -1,0 +1,195 @@
+"""OpenVINO IR export and runtime: the binary layers run as 1-bit BinaryConvolution and the int8 layers as int8
+(read from the compiled model's runtime graph), the 1-bit layer is exact, parity with the PyTorch fake-quant
+network on real photos and on hpatches-dev."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from export_helpers import (
+    _TMP,
+    CALIBRATION_COUNT,
+    HPATCHES,
+    PHOTOS,
+    reference_model,
+    require_photos,
+    sample_photos,
+)
+
+pytest.importorskip("openvino")
+
+from zippypoint.export.int8 import Int8Options  # noqa: E402
+from zippypoint.io import prepare_image, read_image  # noqa: E402
+from zippypoint.postprocess import PostprocessConfig, dense_to_features  # noqa: E402
+from zippypoint.quant.layers import BinaryConv2d  # noqa: E402
+from zippypoint.runtime.openvino_extractor import OpenVinoExtractor  # noqa: E402
+
+
+@functools.cache
+def exported_ir(pretrained: bool = False, calibration_count: int = CALIBRATION_COUNT):
+    from zippypoint.export.exporter import export_model
+    from zippypoint.model.registry import create_model
+
+    require_photos()
+    net = create_model("zippypoint", pretrained=True).eval() if pretrained else reference_model()
+    name = f"zippypoint-{'shipped' if pretrained else 'random'}-{calibration_count}.xml"
+    return export_model("openvino", _TMP / name, "zippypoint", net=net, calibration_dir=PHOTOS,
+                        calibration_count=calibration_count)
+
+
+def _runtime_layers(compiled) -> Counter:
+    counts = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        counts[(rt["layerType"].astype(str), rt["runtimePrecision"].astype(str))] += 1
+    return counts
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 240, 320), (1, 3, 480, 640)])
+def test_runtime_graph_runs_binary_layers_in_1bit_and_int8_layers_in_int8(shape):
+    net = reference_model()
+    binary = sum(isinstance(m, BinaryConv2d) and m.binary for m in net.modules())
+    convs = sum(isinstance(m, __import__("torch").nn.Conv2d) for m in net.modules())
+    options = Int8Options()
+    fp32_by_design = options.fp32_first_convs + (2 if options.fp32_heads else 0)  # + score/location outputs
+    counts = _runtime_layers(OpenVinoExtractor(exported_ir()).compiled(shape))
+    print(json.dumps({f"{k[0]}/{k[1]}": v for k, v in sorted(counts.items())}, indent=1))
+    assert binary == 8
+    assert counts[("BinaryConvolution", "u1")] == binary  # every binary layer is a real 1-bit kernel
+    assert sum(v for (t, _), v in counts.items() if t == "BinaryConvolution") == binary
+    int8 = counts[("Convolution", "u8")] + counts[("Convolution", "i8")]
+    assert int8 == convs - binary - fp32_by_design  # every int8 layer runs on integers
+    assert counts[("Convolution", "f32")] == fp32_by_design  # nothing else fell back to float (nor bf16)
+    assert not any(p == "bf16" for _, p in counts)
+
+
+def test_binary_convolution_equals_the_sign_convolution_padded_with_plus_one():
+    """The emitted pattern (2-level FakeQuantize half a step below 0 + BinaryConvolution, u1 little-endian
+    weights) computes conv(pad_{+1}(sign(x)), sign(w)) exactly on a fake-quant grid, zeros and borders included."""
+    import openvino as ov
+    import torch
+    import torch.nn.functional as F
+    from openvino import opset1
+    from openvino import opset13 as ops
+
+    from zippypoint.export.openvino_export import _u1_constant
+
+    rng = np.random.default_rng(0)
+    step = 12.0 / 255.0
+    for cin, cout in ((32, 32), (64, 128), (40, 24)):  # 40: not a multiple of the kernel's channel block
+        x = (rng.integers(-128, 128, (1, cin, 13, 17)) * step).astype(np.float32)
+        x[0, :, 4:7, 4:7] = 0.0  # sign(0) = +1
+        w = np.where(rng.random((cout, cin, 3, 3)) > 0.5, 1.0, -1.0).astype(np.float32)
+        inp = ops.parameter(list(x.shape), np.float32)
+        lo = np.float32(-0.5 * step)
+        fq = ops.fake_quantize(inp, lo, np.float32(lo + 1e-6 * step), np.float32(-1), np.float32(1), 2)
+        conv = opset1.binary_convolution(fq, _u1_constant(w), [1, 1], [1, 1], [1, 1], [1, 1], "xnor-popcount", 1.0)
+        compiled = ov.Core().compile_model(ov.Model([conv], [inp]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        assert _runtime_layers(compiled)[("BinaryConvolution", "u1")] == 1
+        sign = torch.from_numpy(np.where(x >= 0, 1.0, -1.0).astype(np.float32))
+        ref = F.conv2d(F.pad(sign, (1, 1, 1, 1), value=1.0), torch.from_numpy(w)).numpy()
+        assert np.array_equal(compiled(x)[0], ref)
+
+
+def _check_contract(f, width, height, max_keypoints):
+    n = len(f["scores"])
+    assert f["keypoints"].dtype == np.float32 and f["keypoints"].shape == (n, 2) and 0 < n <= max_keypoints
+    assert f["scores"].dtype == np.float32 and np.all(np.diff(f["scores"]) <= 0)
+    assert f["descriptors"].dtype == np.uint8 and f["descriptors"].shape == (n, 32)
+    assert np.all(f["keypoints"] >= 0) and np.all(f["keypoints"] <= [width - 1, height - 1])
+    assert np.all(np.unpackbits(f["descriptors"], axis=1).sum(1) == 64)
+
+
+def test_extractor_contract_sizes_metadata_and_errors(tmp_path):
+    ex = OpenVinoExtractor(exported_ir(), max_keypoints=200, threads=2)
+    assert ex.metadata.format == "openvino" and ex.in_channels == 3
+    assert "BinaryConvolution" in ex.metadata.quantization_dict()["binary_layers"]
+    image = read_image(sample_photos(1)[0])
+    for size in ((320, 240), (100, 75)):  # 100x75 is padded to 104x80
+        ex.config = type(ex.config)(max_keypoints=200, resize=size)
+        _check_contract(ex.extract(image), image.shape[1], image.shape[0], 200)
+    batch = prepare_image(image, 3, (64, 48))[0]
+    dense = ex.infer(np.concatenate([batch, batch]))
+    assert dense["scores"].shape == (2, 1, 6, 8) and dense["descriptors"].shape == (2, 256, 12, 16)
+    assert np.array_equal(ex.infer(batch)["descriptors"][0], ex.infer(batch)["descriptors"][0])  # deterministic
+    with pytest.raises(ValueError, match="multiples of 8"):
+        ex.infer(np.zeros((1, 3, 30, 32), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        ex.infer(np.zeros((1, 1, 32, 32), np.float32))
+    with pytest.raises(FileNotFoundError):
+        OpenVinoExtractor(tmp_path / "missing.xml").load()
+
+
+def _features(dense, shape, k=500):
+    return dense_to_features(dense["scores"][0], dense["keypoints"][0], dense["descriptors"][0],
+                             image_size=(shape[3], shape[2]), config=PostprocessConfig(max_keypoints=k))
+
+
+def _shipped_model():
+    from zippypoint.model.registry import create_model, get_preset
+
+    path = get_preset("zippypoint").weights_path()
+    if path is None or not path.exists():
+        pytest.skip(f"parity is measured on trained weights; {path} does not exist")
+    return create_model("zippypoint", pretrained=True).eval()
+
+
+@pytest.mark.slow
+def test_matches_fake_quant_pytorch_on_photos():
+    """As for the int8 ONNX export: >= 95% of keypoints within 1 px, >= 95% of descriptor bits equal, 640x480."""
+    import torch
+    from test_export_int8 import keypoint_and_bit_agreement
+
+    model = _shipped_model()
+    ex = OpenVinoExtractor(exported_ir(pretrained=True, calibration_count=32), threads=2)
+    kp, bits = [], []
+    for path in sample_photos(8):
+        batch = prepare_image(read_image(path), 3, (640, 480))[0]
+        with torch.no_grad():
+            ref = {k: v.numpy() for k, v in model(torch.from_numpy(batch)).items()}
+        k, d = keypoint_and_bit_agreement(_features(ref, batch.shape), _features(ex.infer(batch), batch.shape))
+        kp.append(k)
+        bits.append(d)
+    print(json.dumps({"keypoints_within_1px": float(np.mean(kp)), "bits_equal": float(np.mean(bits))}))
+    assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
+
+
+def _hpatches_scores(extractor, size=(320, 240), top_k=300) -> dict:
+    from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
+    from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
+    from zippypoint.methods.base import sorted_features
+
+    values = []
+    for seq in find_sequences(HPATCHES):
+        feats, sizes = {}, {}
+        for k, path in seq.images.items():
+            image = read_image_bgr(path)
+            sizes[k] = (image.shape[1], image.shape[0])
+            out = extractor.extract(resize_image(image, size))
+            feats[k] = sorted_features(out["keypoints"], out["scores"], out["descriptors"])
+        for pair in seq.pairs():
+            h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
+            values.append(evaluate_pair(feats[1], feats[pair.k], h, size, top_k, "binary", ransac_orders=256))
+    i3 = list(MMA_THRESHOLDS).index(3)
+    return {"mma_3": float(np.mean([v["mma"][i3] for v in values])),
+            "c3_256": float(np.mean([v["correctness_3_orders"] for v in values]))}
+
+
+@pytest.mark.slow
+def test_hpatches_dev_quality_matches_pytorch():
+    """MMA@3 and C3/256 on hpatches-dev (320x240, top 300) within 0.03 of the PyTorch fake-quant network."""
+    from zippypoint.extractor import Extractor
+    from zippypoint.methods.registry import candidate_budget
+
+    if not HPATCHES.is_dir():
+        pytest.skip(f"hpatches-dev not found at {HPATCHES}")
+    budget = candidate_budget("zippypoint", 300)
+    ours = _hpatches_scores(OpenVinoExtractor(exported_ir(pretrained=True, calibration_count=32), threads=2,
+                                              max_keypoints=budget))
+    ref = _hpatches_scores(Extractor(_shipped_model(), max_keypoints=budget))
+    print(json.dumps({"openvino": ours, "pytorch": ref}))
+    assert abs(ours["mma_3"] - ref["mma_3"]) <= 0.03 and abs(ours["c3_256"] - ref["c3_256"]) <= 0.03, (ours, ref)

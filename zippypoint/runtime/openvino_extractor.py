@@ -1,0 +1,132 @@
+"""Feature extraction with an OpenVINO IR written by ``zippypoint export --format openvino``; no torch.
+
+Binary layers run as OpenVINO's 1-bit BinaryConvolution, int8 layers as u8/i8 convolutions, the rest in fp32
+(``INFERENCE_PRECISION_HINT=f32``: on CPUs with AMX OpenVINO would otherwise run them in bf16). Same staged
+interface and output contract as every extractor (:class:`zippypoint.runtime.base.StagedExtractor`):
+- ``keypoints``   float32 [N, 2]: (x, y) in input-image pixels; the centre of the top-left pixel is (0, 0);
+- ``scores``      float32 [N], sorted descending;
+- ``descriptors`` uint8 [N, 32]: 256 bits with exactly 64 ones; bit j is ``(d[j // 8] >> (j % 8)) & 1``.
+
+The CPU plugin compiles BinaryConvolution for static shapes only, so the network is compiled once per input
+size (a few sizes are kept; the first image of a new size pays the compilation, about a second).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from zippypoint.export.metadata import ExportMetadata
+from zippypoint.postprocess import PostprocessConfig
+from zippypoint.runtime.base import ExtractorConfig, StagedExtractor, make_config
+
+OUTPUT_NAMES = ("scores", "keypoints", "descriptors")
+COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}  # as in zippypoint.export.openvino_export (torch-free here)
+
+
+class OpenVinoExtractor(StagedExtractor):
+    """Detect and describe with an exported ZippyPoint OpenVINO IR (``.xml`` with its ``.bin``).
+
+    ``model_path``: the ``.xml`` file; opened on first use (or by :meth:`load`). ``config`` / keyword overrides:
+    as for every extractor. ``threads``: CPU threads per inference (None = OpenVINO's default).
+    ``cached_shapes``: how many input sizes stay compiled.
+    """
+
+    def __init__(self, model_path: str | Path, *, config: ExtractorConfig | None = None, threads: int | None = None,
+                 cached_shapes: int = 4, **config_overrides) -> None:
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be >= 0 or None, got {threads}")
+        if cached_shapes < 1:
+            raise ValueError(f"cached_shapes must be >= 1, got {cached_shapes}")
+        self.model_path = Path(model_path)
+        self.config = make_config(config, config_overrides)
+        self.threads = threads
+        self.cached_shapes = cached_shapes
+        self._core = None
+        self._model = None
+        self._metadata: ExportMetadata | None = None
+        self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._requests: dict[tuple[int, ...], object] = {}
+
+    def load(self) -> OpenVinoExtractor:
+        """Read the IR now (otherwise on first use); returns self."""
+        if self._model is None:
+            import openvino as ov
+
+            from zippypoint.export.openvino_export import read_rt_metadata
+
+            if not self.model_path.is_file():
+                raise FileNotFoundError(f"OpenVINO model not found: {self.model_path}")
+            if self.model_path.suffix != ".xml":
+                raise ValueError(f"expected an OpenVINO IR .xml file, got {self.model_path.name!r}")
+            core = ov.Core()
+            model = core.read_model(str(self.model_path))
+            meta = read_rt_metadata(model)
+            if meta.format != "openvino":
+                raise ValueError(f"{self.model_path} is a {meta.format!r} export, not an OpenVINO IR")
+            outputs = tuple(o.get_any_name() for o in model.outputs)
+            if outputs != OUTPUT_NAMES:
+                raise ValueError(f"{self.model_path}: expected outputs {OUTPUT_NAMES}, got {outputs}")
+            self._core, self._model, self._metadata = core, model, meta
+        return self
+
+    @property
+    def metadata(self) -> ExportMetadata:
+        return self.load()._metadata
+
+    @property
+    def in_channels(self) -> int:
+        return self.metadata.in_channels
+
+    def compiled(self, shape: tuple[int, int, int, int]):
+        """The network compiled for input ``shape`` (B, C, H, W) (compiled on first request, then cached)."""
+        self.load()
+        shape = tuple(int(v) for v in shape)
+        hit = self._compiled.get(shape)
+        if hit is not None:
+            self._compiled.move_to_end(shape)
+            return hit
+        model = self._model.clone()
+        model.reshape({model.inputs[0]: list(shape)})
+        config = dict(COMPILE_CONFIG)
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        compiled = self._core.compile_model(model, "CPU", config)
+        self._compiled[shape] = compiled
+        self._requests[shape] = compiled.create_infer_request()
+        while len(self._compiled) > self.cached_shapes:
+            old, _ = self._compiled.popitem(last=False)
+            del self._requests[old]
+        return compiled
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the network on a prepared float32 batch (B, C, H, W) in [0, 1], H and W multiples of 8 (>= 24).
+
+        Returns numpy dense maps: scores (B,1,H/8,W/8), keypoints (B,2,H/8,W/8), descriptors (B,256,H/4,W/4).
+        """
+        self.load()
+        if not isinstance(batch, np.ndarray):
+            raise TypeError(f"expected a numpy array, got {type(batch).__name__}")
+        c = self.in_channels
+        if batch.ndim != 4 or batch.shape[1] != c:
+            raise ValueError(f"expected a batch of shape (B, {c}, H, W), got {batch.shape}")
+        if batch.dtype != np.float32:
+            raise TypeError(f"expected float32 in [0, 1], got dtype {batch.dtype}")
+        b, _, h, w = batch.shape
+        if b == 0:
+            raise ValueError("empty batch (B = 0)")
+        if h % 8 or w % 8 or h < 24 or w < 24:
+            raise ValueError(f"height and width must be multiples of 8 and >= 24, got {h}x{w}")
+        compiled = self.compiled(batch.shape)
+        request = self._requests[tuple(batch.shape)]
+        result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True)
+        return {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
+
+    def postprocess_config(self) -> PostprocessConfig:
+        return dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)
+
+    def __repr__(self) -> str:
+        return f"OpenVinoExtractor({str(self.model_path)!r}, config={self.config})"
