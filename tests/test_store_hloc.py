@@ -106,3 +106,25 @@ def test_unpack_to_float_orders_like_hamming():
     unit = unpack_to_float(a)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
     assert unpack_to_float(np.zeros((0, 32), np.uint8)).shape == (0, 256)
+
+
+def test_extract_format_h5_writes_hloc_layout(shared_data, tmp_path):
+    from zippypoint.cli import main
+
+    kitti = shared_data / "kitti-0001"
+    if not kitti.is_dir():
+        pytest.skip(f"KITTI frames not found in {kitti}")
+    images = tmp_path / "images" / "seq"
+    images.mkdir(parents=True)
+    for i in range(2):
+        (images / f"{i:010d}.jpg").symlink_to(kitti / f"{i:010d}.jpg")
+    out = tmp_path / "out"
+    assert main(["extract", str(tmp_path / "images"), "--out", str(out), "--format", "h5",
+                 "--runtime", "onnx-int8", "--max-keypoints", "300"]) == 0
+    assert list_names(out / "features.h5") == ["seq/0000000000.jpg", "seq/0000000001.jpg"]
+    f = read_features(out / "features.h5", "seq/0000000001.jpg")
+    assert f["image_size"] == (416, 128)
+    n = len(f["scores"])
+    assert 0 < n <= 300 and f["descriptors"].shape == (n, 32) and f["descriptors"].dtype == np.uint8
+    assert (unpack_bits(f["descriptors"]).sum(1) == 64).all()
+    assert (np.diff(f["scores"]) <= 0).all()

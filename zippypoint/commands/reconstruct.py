@@ -19,6 +19,7 @@ def register(sub) -> None:
     p.add_argument("--intrinsics", default=None,
                    help="3x3 K (or fx fy cx cy) of one PINHOLE camera, kept fixed; default: COLMAP estimates it")
     p.add_argument("--first", type=int, default=None, help="map only the first N images (sorted by name)")
+    p.add_argument("--image-list", default=None, help="map only the images named in this file (one a line)")
     p.add_argument("--max-keypoints", type=int, default=1000, help="keypoints per image")
     p.set_defaults(func=run)
 
@@ -46,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         K = read_intrinsics(args.intrinsics) if args.intrinsics else None
         names = [p.relative_to(args.images).as_posix() for p in list_images(args.images)]
+        if args.image_list:
+            wanted = [line.strip() for line in Path(args.image_list).read_text().splitlines() if line.strip()]
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise ValueError(f"{args.image_list}: {len(unknown)} name(s) not in {args.images}, e.g. {unknown[0]}")
+            names = [n for n in names if n in set(wanted)]
         if args.first:
             names = names[:args.first]
+        if len(names) < 2:
+            raise ValueError(f"{args.images}: mapping needs at least 2 images, found {len(names)}")
         config = MapConfig(pairs=args.pairs, overlap=args.overlap)
         method = create_method(args.method, args.max_keypoints)
         method.load()

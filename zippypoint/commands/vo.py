@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--solver", choices=("opencv", "poselib"), default="opencv",
                    help="essential-matrix solver (opencv: findEssentialMat + recoverPose; see docs/vo_kitti.md)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of our networks")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every method's loop N times in alternating method order (ABC CBA ...) and report "
+                        "the median loop fps and stage times, so that load changes on a shared machine hit all "
+                        "methods alike; accuracy and files come from the first round")
     p.set_defaults(func=run)
 
 
@@ -41,8 +45,11 @@ def default_method() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
     from pathlib import Path
+
+    import numpy as np
 
     from zippypoint.eval.report import environment, write_json
     from zippypoint.io import list_images
@@ -72,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = args.method or [default_method()]
-    results, metrics, skipped = [], {}, {}
+    if args.rounds < 1:
+        print(f"error: --rounds must be >= 1, got {args.rounds}", file=sys.stderr)
+        return 2
+    methods, skipped = {}, {}
     for name in names:
         try:
             method = create_method(name, args.max_keypoints, threads=args.threads)
@@ -81,14 +91,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped {name}: {exc}", file=sys.stderr)
             skipped[name] = str(exc)
             continue
-        result = run_vo(frames, K, method, config=config, gt_poses=gt)
+        methods[name] = method
+    load_before = os.getloadavg()
+    results, metrics, timings = {}, {}, {name: [] for name in methods}
+    for round_index in range(args.rounds):
+        order = list(methods) if round_index % 2 == 0 else list(reversed(methods))
+        for name in order:
+            result = run_vo(frames, K, methods[name], config=config, gt_poses=gt)
+            timings[name].append(vo_metrics(result))
+            if round_index == 0:
+                results[name] = result
+    for name, result in results.items():
         folder = out / name.replace(":", "-").replace("/", "-").replace("=", "-")
         folder.mkdir(exist_ok=True)
         write_kitti_poses(folder / "trajectory_kitti.txt", result.poses)
         write_tum_trajectory(folder / "trajectory_tum.txt", result.poses)
         write_json({"method": name, "frames": result.frame_stats}, folder / "frames.json")
         metrics[name] = vo_metrics(result, gt)
-        results.append(result)
+        for key in ("fps", "read_median_ms", "extract_median_ms", "match_median_ms", "pose_median_ms",
+                    "total_median_ms"):
+            values = [t[key] for t in timings[name] if key in t]
+            if values:
+                metrics[name][key] = float(np.median(values))
+        metrics[name]["fps_rounds"] = [t["fps"] for t in timings[name]]
         line = f"{name}: {metrics[name]['fps']:.1f} fps, {result.failed} failed frame(s)"
         if gt is not None:
             line += f", ATE {metrics[name]['ate_rmse']:.3f} m, RPE {metrics[name]['rpe_trans_rmse']:.3f} m / " \
@@ -96,10 +121,11 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     report = {"frames_dir": str(args.frames), "frames": len(frames), "intrinsics": K.tolist(),
               "ground_truth": args.gt, "config": vars(config), "max_keypoints": args.max_keypoints,
+              "rounds": args.rounds, "load_average": {"before": load_before, "after": os.getloadavg()},
               "methods": metrics, "skipped": skipped, "environment": environment()}
     write_json(report, out / "vo.json")
     (out / "vo.md").write_text(vo_markdown(report))
     if results:
-        plot_trajectories(results, gt, out / "trajectory.png")
+        plot_trajectories(list(results.values()), gt, out / "trajectory.png")
     print(f"wrote {out / 'vo.json'}, {out / 'vo.md'}" + (f", {out / 'trajectory.png'}" if results else ""))
     return 0 if results else 1

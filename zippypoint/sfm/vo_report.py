@@ -9,6 +9,11 @@ def _fmt(value, digits: int = 3) -> str:
     return fmt(value, digits)
 
 
+def _load(report: dict, when: str) -> str:
+    value = report.get("load_average", {}).get(when)
+    return "-" if not value else f"{value[0]:.1f}"
+
+
 def vo_table(methods: dict) -> str:
     """One row per method: accuracy (where ground truth was given), tracking counts and speed."""
     has_gt = any("ate_rmse" in m for m in methods.values())
@@ -43,6 +48,9 @@ def vo_markdown(report: dict) -> str:
         "(image reading, extraction, matching, pose).",
         "",
         vo_table(report["methods"]),
+        f"Timing: median over {report.get('rounds', 1)} round(s) of every method's loop in alternating order; "
+        f"load average (1 min) before / after: {_load(report, 'before')} / {_load(report, 'after')}.",
+        "",
         f"Machine: {env.get('cpu')} ({env.get('cpu_count')} cores), zippypoint {env.get('zippypoint')}, "
         f"OpenCV {env.get('opencv')}, onnxruntime {env.get('onnxruntime')}.",
     ]

@@ -20,6 +20,7 @@ keypoints, ``-1`` = unmatched) and ``matching_scores0`` float32 [N0].
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -198,9 +199,9 @@ def unpack_to_float(descriptors, normalize: bool = True) -> np.ndarray:
 def image_name(path: str | Path, roots: list[str | Path]) -> str:
     """hloc's name of an image: its path relative to the first of ``roots`` (folders) that contains it,
     with '/' separators; an image outside every folder is named by its file name."""
-    path = Path(path).resolve()
+    path = Path(os.path.abspath(path))  # not resolve(): a symlinked image keeps the name it has here
     for root in roots:
-        root = Path(root).resolve()
+        root = Path(os.path.abspath(root))
         if root.is_dir() and root in path.parents:
             return path.relative_to(root).as_posix()
     return path.name
