@@ -159,23 +159,33 @@ def vo_metrics(result: VOResult, gt_poses=None) -> dict:
 
 
 def plot_trajectories(results: list[VOResult], gt_poses, path: str | Path) -> None:
-    """Top view (x right, z forward) of each estimate, Sim(3)-aligned to the ground truth where given."""
+    """Top view (x right, z forward; axes not to the same scale, so that lateral drift shows) of each
+    estimate, Sim(3)-aligned to the ground truth where given; with ground truth, a second panel shows
+    each frame's position error."""
     from zippypoint.eval.report import _figure
     from zippypoint.sfm.trajectory import align_sim3
 
-    figure = _figure(6.4, 5.2)
-    ax = figure.add_subplot(1, 1, 1)
+    figure = _figure(10.0, 4.6) if gt_poses is not None else _figure(5.6, 4.6)
+    ax = figure.add_subplot(1, 2 if gt_poses is not None else 1, 1)
     if gt_poses is not None:
         gt = np.asarray(gt_poses)
         ax.plot(gt[:, 0, 3], gt[:, 2, 3], color="black", lw=2.5, label="ground truth")
+        err_ax = figure.add_subplot(1, 2, 2)
     for result in results:
         poses = result.poses if gt_poses is None else align_sim3(result.poses, gt_poses)[0]
-        ax.plot(poses[:, 0, 3], poses[:, 2, 3], lw=1.2, label=result.method)
+        line, = ax.plot(poses[:, 0, 3], poses[:, 2, 3], lw=1.2, label=result.method)
+        if gt_poses is not None:
+            err = np.linalg.norm(poses[:, :3, 3] - gt[:, :3, 3], axis=1)
+            err_ax.plot(err, lw=1.2, color=line.get_color(), label=result.method)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m, forward)")
-    ax.set_aspect("equal", adjustable="datalim")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("trajectory (top view" + (", Sim(3)-aligned to ground truth)" if gt_poses is not None else ")"))
+    ax.legend(fontsize=7)
+    ax.set_title("top view" + (", Sim(3)-aligned" if gt_poses is not None else ""), fontsize=10)
+    if gt_poses is not None:
+        err_ax.set_xlabel("frame")
+        err_ax.set_ylabel("position error after alignment (m)")
+        err_ax.grid(alpha=0.3)
+        err_ax.set_title("absolute trajectory error per frame", fontsize=10)
     figure.tight_layout()
     figure.savefig(str(path))
