@@ -22,19 +22,24 @@ def register(subparsers) -> None:
                         help="warped images per sequence, i.e. pairs (default: 5, like HPatches)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--max-side", type=int, default=640, help="longest side of image 1 (default: 640)")
+    parser.add_argument("--kind", choices=("viewpoint", "illumination"), default="viewpoint",
+                        help="viewpoint: homographies (rotation, scale, perspective); illumination: lighting "
+                        "changes only (default: viewpoint)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="use only the fixed development split of the photos (the ones training leaves out)")
     parser.add_argument("--overwrite", action="store_true", help="replace sequence folders that exist")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from zippypoint.eval.synthetic import BenchmarkConfig, make_benchmark
+    from zippypoint.eval.synthetic import SyntheticConfig, make_benchmark
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
 
     try:
-        config = BenchmarkConfig(sequences=args.sequences, per_sequence=args.per_sequence, seed=args.seed,
-                                 max_side=args.max_side)
+        config = SyntheticConfig(sequences=args.sequences, per_sequence=args.per_sequence, seed=args.seed,
+                                 max_side=args.max_side, kind=args.kind, held_out=args.held_out)
         folders = make_benchmark(args.images, args.out, config, overwrite=args.overwrite, log=say)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         say(f"error: {exc}")

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zippypoint.eval.hpatches import IMAGE_EXTENSIONS
+from zippypoint.io import list_images
 
-SOURCE_EXTENSIONS = (*IMAGE_EXTENSIONS, ".bmp", ".tif", ".tiff", ".webp")
 MIN_SIDE = 64  # smaller photos are skipped: too few keypoints to evaluate
 
 
 @dataclass(frozen=True)
-class BenchmarkConfig:
+class SyntheticConfig:
     sequences: int = 10  # number of sequences (at most one per usable image)
     per_sequence: int = 5  # warped images per sequence: images 2..per_sequence+1
     seed: int = 0  # drives image choice, homographies and photometric changes
@@ -33,20 +32,18 @@ class BenchmarkConfig:
     max_log_scale: float = 0.4  # |log scale| reached at the last image (0.4: x0.67..x1.49)
     max_perspective: float = 0.15  # corner jitter at the last image, fraction of the shorter side
     min_overlap: float = 0.4  # warped image 1 must cover at least this fraction of image k
+    # "viewpoint": homographies with mild lighting changes; "illumination": no motion (H = I), lighting
+    # changes (gain, gamma, offset, a shading ramp, noise) that grow with k
+    kind: str = "viewpoint"
+    held_out: bool = False  # use only the development split of zippypoint.train.split (photos training skips)
 
     def __post_init__(self) -> None:
         if self.sequences < 1 or self.per_sequence < 1:
             raise ValueError(f"sequences and per_sequence must be >= 1, got {self.sequences}, {self.per_sequence}")
         if self.max_side < MIN_SIDE:
             raise ValueError(f"max_side must be >= {MIN_SIDE}, got {self.max_side}")
-
-
-def find_images(folder: str | Path) -> list[Path]:
-    """Image files under ``folder`` (recursive), sorted by path."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist or is not a directory")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SOURCE_EXTENSIONS)
+        if self.kind not in ("viewpoint", "illumination"):
+            raise ValueError(f"kind must be 'viewpoint' or 'illumination', got {self.kind!r}")
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -55,7 +52,7 @@ def _polygon_area(points: np.ndarray) -> float:
 
 
 def sample_homography(size: tuple[int, int], difficulty: float, rng: np.random.Generator,
-                      config: BenchmarkConfig) -> np.ndarray:
+                      config: SyntheticConfig) -> np.ndarray:
     """A homography mapping a (W, H) image into an image of the same size; harder as difficulty -> 1."""
     import cv2
 
@@ -97,6 +94,26 @@ def photometric_change(image: np.ndarray, rng: np.random.Generator) -> tuple[np.
     return np.clip(np.rint(x), 0, 255).astype(np.uint8), params
 
 
+def illumination_change(image: np.ndarray, difficulty: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """A lighting change that grows with ``difficulty`` in (0, 1]: gain, gamma, offset, a linear shading
+    ramp across the image and sensor noise, on a uint8 image; returns the image and the parameters."""
+    h, w = image.shape[:2]
+    params = {
+        "gain": float(np.exp(0.8 * difficulty * rng.uniform(-1, 1))),
+        "gamma": float(np.exp(0.7 * difficulty * rng.uniform(-1, 1))),
+        "offset": float(30 * difficulty * rng.uniform(-1, 1)),
+        "ramp": float(0.6 * difficulty * rng.uniform(0.3, 1)),
+        "ramp_angle": float(rng.uniform(0, 2 * np.pi)),
+        "noise_sigma": float(rng.uniform(0, 4)),
+    }
+    ys, xs = np.mgrid[0:h, 0:w]
+    along = ((xs - w / 2) * np.cos(params["ramp_angle"]) + (ys - h / 2) * np.sin(params["ramp_angle"])) / max(h, w)
+    shade = (1 + params["ramp"] * along)[..., None] if image.ndim == 3 else 1 + params["ramp"] * along
+    x = (image.astype(np.float64) / 255.0) ** params["gamma"] * 255.0 * params["gain"] * shade + params["offset"]
+    x += rng.normal(0, params["noise_sigma"], x.shape)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8), params
+
+
 def _format_homography(matrix: np.ndarray) -> str:
     return "\n".join(" ".join(f"{v:.10g}" for v in row) for row in matrix / matrix[2, 2]) + "\n"
 
@@ -106,7 +123,7 @@ def _sequence_name(index: int, source: Path) -> str:
     return f"v_{index:03d}_{stem}"
 
 
-def make_benchmark(images: str | Path, out: str | Path, config: BenchmarkConfig = BenchmarkConfig(), *,
+def make_benchmark(images: str | Path, out: str | Path, config: SyntheticConfig = SyntheticConfig(), *,
                    overwrite: bool = False, log=print) -> list[Path]:
     """Write ``config.sequences`` sequences under ``out``; returns their folders.
 
@@ -115,7 +132,13 @@ def make_benchmark(images: str | Path, out: str | Path, config: BenchmarkConfig 
     """
     import cv2
 
-    candidates = find_images(images)
+    if not Path(images).is_dir():
+        raise FileNotFoundError(f"image folder {images} does not exist or is not a directory")
+    candidates = list_images(images)
+    if config.held_out:
+        from zippypoint.train.split import split_dev
+
+        candidates = split_dev(candidates)[1]
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(candidates))
     out = Path(out)
@@ -143,6 +166,11 @@ def make_benchmark(images: str | Path, out: str | Path, config: BenchmarkConfig 
         cv2.imwrite(str(folder / "1.png"), image)
         photometric = {}
         for k in range(2, config.per_sequence + 2):
+            if config.kind == "illumination":
+                changed, photometric[str(k)] = illumination_change(image, (k - 1) / config.per_sequence, rng)
+                cv2.imwrite(str(folder / f"{k}.png"), changed)
+                (folder / f"H_1_{k}").write_text(_format_homography(np.eye(3)))
+                continue
             homography = sample_homography(size, (k - 1) / config.per_sequence, rng, config)
             warped = cv2.warpPerspective(image, homography, size, flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT_101)
