@@ -156,4 +156,4 @@ def test_validation():
         BinaryMapIndex(kind="flat").build(random_descriptors(3)).search(np.zeros((1, 16), np.uint8))
     with pytest.raises(TypeError):
         BinaryMapIndex(kind="flat").build(np.zeros((3, 32), np.float32))
-    assert default_nlist(10**6) == 2048 and default_nlist(1) >= 1
+    assert default_nlist(10**6) == 1024 and default_nlist(1) >= 1

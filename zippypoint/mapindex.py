@@ -31,7 +31,7 @@ KINDS = ("flat", "ivf", "hnsw", "multihash")
 @dataclass(frozen=True)
 class MapIndexConfig:
     kind: str = "ivf"  # flat, ivf, hnsw or multihash (see the module docstring)
-    nlist: int | None = None  # IVF lists; None = about 2 * sqrt(N), a power of two, at most 65536
+    nlist: int | None = None  # IVF lists; None = about sqrt(N), a power of two (default_nlist)
     nprobe: int = 16  # IVF lists searched per query
     train_size: int = 65536  # IVF: descriptors sampled (seeded) to train the centroids
     hnsw_m: int = 16  # HNSW: neighbours per node
@@ -57,7 +57,8 @@ class MapIndexConfig:
 
 
 def default_nlist(n: int) -> int:
-    return int(min(65536, max(1, 2 ** round(math.log2(max(1.0, 2 * math.sqrt(n)))))))
+    """About sqrt(N) lists (a power of two, at most 65536): ~sqrt(N) descriptors per list."""
+    return int(min(65536, max(1, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))))
 
 
 def pack_ids(image_ids: np.ndarray, keypoint_ids: np.ndarray) -> np.ndarray:
@@ -233,18 +234,20 @@ def recall_at_1(approx_distances: np.ndarray, exact_distances: np.ndarray) -> fl
     return float(np.mean(a == e)) if len(a) else float("nan")
 
 
-def random_descriptors(n: int, ones: int = 64, bits: int = 256, seed: int = 0, chunk: int = 1 << 18) -> np.ndarray:
-    """``n`` packed random descriptors with exactly ``ones`` of ``bits`` bits set (uint8 [n, bits / 8]),
-    like ours; generated in chunks so that 10^7 of them need only their own 320 MB."""
+def random_descriptors(n: int, ones: int = 64, bits: int = 256, seed: int = 0, chunk: int = 1 << 20) -> np.ndarray:
+    """``n`` packed random descriptors with exactly ``ones`` of ``bits`` bits set (uint8 [n, bits / 8]), each
+    set of positions equally likely, like ours (selection sampling, one pass over the bit positions per chunk:
+    10^7 descriptors take seconds and only their own 320 MB)."""
     if not 0 <= ones <= bits or bits % 8:
         raise ValueError(f"need 0 <= ones <= bits and bits a multiple of 8, got ones={ones}, bits={bits}")
     rng = np.random.default_rng(seed)
-    out = np.empty((n, bits // 8), np.uint8)
+    out = np.zeros((n, bits // 8), np.uint8)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        keys = rng.random((stop - start, bits), dtype=np.float32)
-        top = np.argpartition(keys, bits - ones, axis=1)[:, bits - ones:]
-        dense = np.zeros((stop - start, bits), np.uint8)
-        np.put_along_axis(dense, top, 1, axis=1)
-        out[start:stop] = np.packbits(dense, axis=1, bitorder="little")
+        needed = np.full(stop - start, ones, np.float32)
+        for j in range(bits):
+            # position j is set with probability (ones still needed) / (positions left)
+            bit = rng.random(stop - start, dtype=np.float32) * np.float32(bits - j) < needed
+            needed -= bit
+            out[start:stop, j // 8] |= bit.astype(np.uint8) << np.uint8(j % 8)
     return out
