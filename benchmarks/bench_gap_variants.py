@@ -27,7 +27,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -136,21 +135,14 @@ def export_variant(name: str, out: Path, calibration: list[Path]) -> tuple[Path,
 def time_xfeat(size: tuple[int, int], runs: int, warmup: int, image: np.ndarray) -> dict:
     import cv2
 
-    from zippypoint.bench.timing import summarize_ms
-    from zippypoint.methods.kornia_peers import XFeatMethod
+    from zippypoint.methods.registry import create_method
+    from zippypoint.timing import interleaved_times, summarize_ms
 
-    top_k = 1000 if size[0] >= 640 else 300
-    method = XFeatMethod(max_keypoints=top_k)
+    method = create_method("xfeat", 1000 if size[0] >= 640 else 300)
     method.load()
     frame = cv2.resize(image, size)
-    for _ in range(warmup):
-        method(frame)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        method(frame)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return summarize_ms(times)
+    times = interleaved_times({"xfeat": lambda r: method(frame)}, runs, warmup=warmup)
+    return summarize_ms(times["xfeat"])
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from zippypoint.bench import environment
+from zippypoint.machine import ISA_FLAGS
 
 
 def test_capture_environment_records_machine_versions_and_load():
@@ -13,7 +14,7 @@ def test_capture_environment_records_machine_versions_and_load():
     assert env["threads"] == 1
     assert isinstance(env["cpu"], str) and env["cpu"]
     assert env["usable_cores"] >= 1 and env["logical_cores"] >= env["usable_cores"]
-    assert set(env["isa"]) <= set(environment.ISA_FLAGS)
+    assert set(env["isa"]) <= set(ISA_FLAGS)
     assert all(isinstance(v, bool) for v in env["isa"].values())
     libs = env["libraries"]
     for name in ("python", "numpy", "onnxruntime", "torch"):
@@ -50,7 +51,7 @@ def test_set_threads_refuses_bad_counts(bad):
 
 
 def test_bench_modules_do_not_import_torch():
-    code = ("import sys; import zippypoint.bench.timing, zippypoint.bench.environment, zippypoint.bench.matching, "
+    code = ("import sys; import zippypoint.timing, zippypoint.bench.environment, zippypoint.bench.matching, "
             "zippypoint.bench.profile, zippypoint.bench.report, zippypoint.bench.runner, zippypoint.bench.methods, "
             "zippypoint.bench.models, zippypoint.commands.benchmark; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -2,7 +2,8 @@
 
 ``resolve_model(preset, weights)`` decides which weights a preset runs with: a safetensors file (``weights``),
 the preset's shipped file, or seeded random weights (``random_weights=True``, or ``fallback_random=True`` when
-nothing is shipped: timing only, the network costs the same). The result records the file's sha256.
+nothing is shipped: timing only, the network costs the same). The result records the file's sha256. It and
+``build_network`` are defined in ``zippypoint.model.resolver`` (below the exporters, which use it).
 
 ``build_extractor(model, runtime, weights, config, threads)`` returns a ready extractor of the shared staged
 interface (``zippypoint.runtime.base.StagedExtractor``):
@@ -19,31 +20,15 @@ Nothing here imports torch at module level; an exported model file runs without 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 
+from zippypoint.model.resolver import DEFAULT_MODEL, ModelChoice, build_network, resolve_model
+
+__all__ = ["RUNTIMES", "ModelChoice", "available_runtimes", "build_extractor", "build_network", "model_file",
+           "resolve_model"]
+
 RUNTIMES = ("torch", "onnx", "onnx-int8", "openvino")
-DEFAULT_MODEL = "zippypoint"
-RANDOM_SEED = 0  # random weights are drawn from this seed, so two builds of "random" are the same network
-RANDOM_SHA256 = "random"
 _MODEL_SUFFIXES = {"onnx": (".onnx",), "onnx-int8": (".onnx",), "openvino": (".xml",)}
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """The weights a preset runs with: ``source`` is "shipped", "file" or "random"."""
-
-    preset: str
-    source: str
-    path: str | None  # the safetensors file (shipped and file)
-    sha256: str  # of that file; RANDOM_SHA256 for seeded random weights
-
-    @property
-    def label(self) -> str:
-        if self.source == "random":
-            return "random (timing only: trained weights absent)"
-        name = "shipped" if self.source == "shipped" else f"file {Path(self.path).name}"
-        return f"{name} (sha256 {self.sha256[:12]})"
 
 
 def available_runtimes() -> tuple[str, ...]:
@@ -52,47 +37,19 @@ def available_runtimes() -> tuple[str, ...]:
     return RUNTIMES if has_openvino else tuple(r for r in RUNTIMES if r != "openvino")
 
 
-def resolve_model(preset: str = DEFAULT_MODEL, weights: str | Path | None = None, *, random_weights: bool = False,
-                  fallback_random: bool = False) -> ModelChoice:
-    """Pick the weights of ``preset``: ``weights`` (a safetensors file) if given, else the shipped ones, else
-    random ones when ``fallback_random``; ``random_weights`` forces random ones. Raises ValueError for an
-    unknown preset or contradictory options, FileNotFoundError for a missing file and ``WeightsError`` when
-    nothing is shipped and random weights are not allowed."""
-    from zippypoint.model.registry import get_preset
-    from zippypoint.model.weights import WeightsError, sha256_file
+def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | None = None) -> str:
+    """The runtime used when none is named: "onnx-int8" for an .onnx file and for a preset whose int8 export
+    ships in the package (its shipped weights, no ``weights`` file) -- the fastest of ours on a CPU and
+    torch-free; otherwise "torch" where torch is importable, else "onnx-int8" (which then explains what is
+    missing)."""
+    if str(model).endswith(".onnx"):
+        return "onnx-int8"
+    if weights is None:
+        from zippypoint.runtime.model_cache import packaged_card
 
-    info = get_preset(preset)  # ValueError naming the presets
-    if weights is not None and random_weights:
-        raise ValueError("pass either a weights file or random_weights, not both")
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        return ModelChoice(preset, "file", str(path), sha256_file(path))
-    shipped = info.weights_path()
-    if not random_weights and shipped is not None and shipped.is_file():
-        return ModelChoice(preset, "shipped", str(shipped), sha256_file(shipped))
-    if random_weights or fallback_random:
-        return ModelChoice(preset, "random", None, RANDOM_SHA256)
-    raise WeightsError(f"no pretrained weights are shipped for {preset!r} (looked for {shipped}); pass a weights "
-                       "file (--weights FILE) or allow random weights (--random-weights, for testing only)")
-
-
-def build_network(choice: ModelChoice):
-    """The network of ``choice`` in eval mode: shipped weights checked against their recorded sha256, a file
-    loaded strictly, random weights drawn from RANDOM_SEED. Needs torch."""
-    import torch
-
-    from zippypoint.model.registry import create_model, load_pretrained, load_weights
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        model = create_model(choice.preset)
-    if choice.source == "shipped":
-        load_pretrained(model, choice.preset)
-    elif choice.source == "file":
-        load_weights(model, choice.path)
-    return model.eval()
+        if packaged_card(str(model), "onnx-int8") is not None:
+            return "onnx-int8"
+    return "torch" if importlib.util.find_spec("torch") is not None else "onnx-int8"
 
 
 def _is_model_file(model: str | Path, runtime: str) -> bool:

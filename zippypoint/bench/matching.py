@@ -1,18 +1,18 @@
-"""Matching throughput of 256-bit descriptors: ours (``match_hamming``) against OpenCV's brute-force matcher
-and a plain numpy reference, on synthetic descriptor sets with true matches.
+"""Matching throughput of 256-bit descriptors: ours (``match_hamming``) against OpenCV's brute-force matcher,
+on synthetic descriptor sets with true matches.
 
 Each set has exactly 64 of 256 bits set per descriptor (as ours); a share of the second set are perturbed
-copies of the first. Repeats are interleaved across matchers so that background load spreads evenly.
+copies of the first. Repeats are interleaved across matchers (``zippypoint.timing.interleaved_times``) so that
+background load spreads evenly. Matchers with the same mutual-NN semantics must return OpenCV's pairs.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from zippypoint.bench.timing import summarize_ms
+from zippypoint.timing import interleaved_times, summarize_ms
 
 OPENCV = "OpenCV BFMatcher crossCheck"
 
@@ -46,17 +46,6 @@ def make_pair(n: int, overlap: float = 0.5, swaps: int = 8, seed: int = 0) -> tu
     return np.packbits(bits1, axis=1, bitorder="little"), np.packbits(bits2, axis=1, bitorder="little")
 
 
-def numpy_bruteforce(a: np.ndarray, b: np.ndarray, rows_per_chunk: int = 256) -> np.ndarray:
-    """Plain mutual NN: XOR + np.bitwise_count on broadcast uint64 words, chunked over rows (the reference)."""
-    a64, b64 = a.view(np.uint64), b.view(np.uint64)
-    dist = np.empty((len(a), len(b)), np.int32)
-    for s in range(0, len(a), rows_per_chunk):
-        dist[s : s + rows_per_chunk] = np.bitwise_count(a64[s : s + rows_per_chunk, None, :] ^ b64[None]).sum(-1)
-    fwd, bwd = dist.argmin(axis=1), dist.argmin(axis=0)
-    rows = np.flatnonzero(bwd[fwd] == np.arange(len(a)))
-    return np.stack([rows, fwd[rows]], axis=1)
-
-
 def opencv_crosscheck() -> Callable[[np.ndarray, np.ndarray], list]:
     import cv2
 
@@ -72,49 +61,49 @@ def as_pairs(result) -> np.ndarray:
     return pairs[np.argsort(pairs[:, 0], kind="stable")]
 
 
-def default_matchers() -> dict[str, Callable]:
-    """Ours with the SPEC matching (mutual + ratio 0.95) and mutual only, OpenCV, the numpy reference."""
+def default_matchers(backends: tuple[str, ...] = ("auto",)) -> dict[str, Callable]:
+    """Ours with the matching of ``zippypoint match`` (mutual + ratio 0.95) and mutual only, on each of
+    ``backends`` of ``match_hamming``, then OpenCV."""
     from zippypoint.binary_desc.matcher import match_hamming
 
-    return {
-        "ours (match_hamming), mutual + ratio 0.95": lambda a, b: match_hamming(a, b, ratio=0.95),
-        "ours (match_hamming), mutual": lambda a, b: match_hamming(a, b, ratio=None),
-        OPENCV: opencv_crosscheck(),
-        "numpy bitwise_count reference, mutual": numpy_bruteforce,
-    }
+    table: dict[str, Callable] = {}
+    for backend in backends:
+        label = "" if backend == "auto" else f" {backend}"
+        table[f"ours{label} (match_hamming), mutual + ratio 0.95"] = (
+            lambda a, b, be=backend: match_hamming(a, b, ratio=0.95, backend=be))
+        table[f"ours{label} (match_hamming), mutual"] = lambda a, b, be=backend: match_hamming(a, b, ratio=None,
+                                                                                            backend=be)
+    table[OPENCV] = opencv_crosscheck()
+    return table
 
 
 def time_matchers(matchers: dict[str, Callable], a: np.ndarray, b: np.ndarray, runs: int,
                   warmup: int = 1) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-    """Interleaved timing: ``warmup`` untimed rounds, then ``runs`` rounds over all matchers.
-    Returns (ms per matcher, pairs per matcher from the first call)."""
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    """Interleaved timing of every matcher on (a, b); ``warmup`` untimed rounds first (the first also gives
+    the pairs). Returns (ms per matcher, pairs per matcher)."""
+    if warmup < 0:
+        raise ValueError(f"need warmup >= 0, got {warmup}")
     pairs = {name: as_pairs(fn(a, b)) for name, fn in matchers.items()}  # also the first warm-up round
-    for _ in range(max(warmup - 1, 0)):
-        for fn in matchers.values():
-            fn(a, b)
-    times: dict[str, list[float]] = {name: [] for name in matchers}
-    for _ in range(runs):
-        for name, fn in matchers.items():
-            t0 = time.perf_counter()
-            fn(a, b)
-            times[name].append((time.perf_counter() - t0) * 1e3)
+    times = interleaved_times({name: (lambda r, fn=fn: fn(a, b)) for name, fn in matchers.items()}, runs,
+                              warmup=max(warmup - 1, 0))
     return times, pairs
 
 
 def matching_throughput(sizes: Sequence[int] = (1024, 2048, 4096), runs: int = 20, warmup: int = 1,
-                        seed: int = 0, progress: Callable[[], None] | None = None) -> list[dict]:
-    """One row per (n, matcher): median/p90 ms for n x n descriptors, pairs per second, speed-up over OpenCV,
-    matches found, and whether the pairs equal OpenCV's (matchers with the same mutual-NN semantics)."""
+                        seed: int = 0, progress: Callable[[], None] | None = None,
+                        matchers: Callable[[], dict[str, Callable]] = default_matchers, overlap: float = 0.5,
+                        swaps: int = 8) -> list[dict]:
+    """One row per (n, matcher): median/p90 ms for n x n descriptors (``make_pair(n, overlap, swaps, seed)``),
+    pairs per second, speed-up over OpenCV, matches found, and whether the pairs equal OpenCV's (matchers with
+    the same mutual-NN semantics). ``matchers`` builds the table of matchers (must include OPENCV)."""
     rows = []
     for n in sizes:
-        a, b = make_pair(n, seed=seed)
-        matchers = default_matchers()
-        times, pairs = time_matchers(matchers, a, b, runs, warmup)
+        a, b = make_pair(n, overlap, swaps, seed)
+        table = matchers()
+        times, pairs = time_matchers(table, a, b, runs, warmup)
         reference = pairs[OPENCV]
         opencv_median = float(np.median(times[OPENCV]))
-        for name in matchers:
+        for name in table:
             stats = summarize_ms(times[name])
             rows.append({
                 "n": n, "matcher": name, **stats,

@@ -22,8 +22,8 @@ import platform
 
 import numpy as np
 
-from zippypoint.bench.timing import StageClock
 from zippypoint.methods.base import MethodUnavailable, MutualMatching
+from zippypoint.timing import StageClock
 
 # (preset, runtime) of our methods; names are "<preset>:<runtime>"
 OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "coreml")

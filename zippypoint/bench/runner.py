@@ -3,28 +3,26 @@ throughput and the per-layer profile. ``run_benchmark(config) -> results`` (a JS
 ``zippypoint.bench.report``); ``zippypoint benchmark`` writes it with the Markdown table and charts.
 
 Timing protocol: each method is built and warmed up (``warmup`` extractions cycling over the photos, so
-every photo's features exist). The ``runs`` timed extractions (photo ``run % photos``) and as many
-matchings of the first two photos' features then run in blocks of ``block`` consecutive runs per method;
-blocks of all methods alternate, in an order that rotates per block, so that slow changes of the background
-load spread over all methods alike. Each block starts with one untimed extraction: runtimes keep their
-thread pools spinning for a while after a call (ONNX Runtime, OpenMP in torch), which would otherwise slow
-the next method's first call. Within a block a method runs as it would alone in a process.
+every photo's features exist). The ``runs`` timed extractions (photo ``run % photos``), then as many
+matchings of the first two photos' features, run through ``zippypoint.timing.interleaved_times``: blocks of
+``block`` consecutive runs per method; blocks of all methods alternate, in an order that rotates per block, so
+that slow changes of the background load spread over all methods alike. Each extraction block starts with one
+untimed extraction: runtimes keep their thread pools spinning for a while after a call (ONNX Runtime, OpenMP
+in torch), which would otherwise slow the next method's first call. Within a block a method runs as it would
+alone in a process.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from zippypoint.bench.timing import fps, summarize_ms
+from zippypoint.timing import fps, interleaved_times, summarize_ms
 
-DEFAULT_DATA = Path("../shared/data/hpatches-dev")
 DEFAULT_RESOLUTIONS = ("320x240", "640x480")
 PROFILE_RUNTIMES = {"onnx-int8", "onnx-fp32"}
 SCHEMA = "zippypoint-benchmark/1"
@@ -39,7 +37,7 @@ class BenchmarkConfig:
     threads: int | None = None  # threads for torch, OpenCV, faiss and ONNX Runtime; None = usable cores
     methods: tuple[str, ...] | None = None  # None = zippypoint.bench.methods.DEFAULT_METHODS
     images: tuple[str, ...] = ()  # photos to time on (two or more); () = images 1 and 2 of the first sequence
-    data: str = str(DEFAULT_DATA)  # HPatches-layout folder used when images is empty
+    data: str | None = None  # HPatches-layout folder used when images is empty (the CLI passes its --data)
     work: str = "runs/benchmark-work"  # export cache
     weights: tuple[tuple[str, str], ...] = ()  # (preset, safetensors file) overrides
     random_weights: bool = False  # time our presets with random weights even when trained ones exist
@@ -87,12 +85,14 @@ def parse_resolution(text: str):
 
 def load_photos(config: BenchmarkConfig) -> tuple[list[np.ndarray], list[str]]:
     """uint8 BGR photos and their names: ``config.images``, else images 1 and 2 of the first sequence under
-    ``config.data``, else two photos bundled with scikit-image."""
+    ``config.data`` (when given), else two photos bundled with scikit-image."""
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr
 
     if config.images:
         return [read_image_bgr(p) for p in config.images], [str(p) for p in config.images]
     try:
+        if config.data is None:
+            raise FileNotFoundError("no data folder given")
         sequence = find_sequences(config.data)[0]
         paths = [sequence.images[k] for k in sorted(sequence.images)[:2]]
         return [read_image_bgr(p) for p in paths], [str(p) for p in paths]
@@ -223,31 +223,27 @@ def _time_resolution(methods: dict, images: list[np.ndarray], res, config: Bench
             results["failed"][f"{name} @ {res.label}"] = f"{type(exc).__name__}: {exc}"
             del methods[name]
     stages: dict[str, dict[str, list[float]]] = {name: {} for name in methods}
-    total: dict[str, list[float]] = {name: [] for name in methods}
-    match_ms: dict[str, list[float]] = {name: [] for name in methods}
     counts: dict[str, list[int]] = {name: [] for name in methods}
-    order = list(methods)
+
+    def extraction(name: str, method):
+        def call(r: int) -> None:
+            if r < 0:  # the untimed call that settles the previous method's thread pools
+                method.run(images[0])
+                return
+            feats, laps = method.run(images[r % len(images)])
+            counts[name].append(len(feats["scores"]))
+            for stage, ms in laps.items():
+                stages[name].setdefault(stage, []).append(ms)
+            bar.update()
+        return call
+
     bar.set_postfix_str(f"{res.label} timing")
-    blocks = [list(range(s, min(s + config.block, config.runs))) for s in range(0, config.runs, config.block)]
-    for b, block in enumerate(blocks):
-        shift = b % len(order) if order else 0
-        for name in order[shift:] + order[:shift]:
-            method = methods[name]
-            f1, f2 = features[name][0], features[name][1]
-            method.run(images[0])  # untimed: absorbs the previous method's thread pools still spinning
-            for r in block:
-                t0 = time.perf_counter()
-                feats, laps = method.run(images[r % len(images)])
-                total[name].append((time.perf_counter() - t0) * 1e3)
-                counts[name].append(len(feats["scores"]))
-                for stage, ms in laps.items():
-                    stages[name].setdefault(stage, []).append(ms)
-                bar.update()
-            method.match(f1, f2)
-            for _ in block:
-                t0 = time.perf_counter()
-                method.match(f1, f2)
-                match_ms[name].append((time.perf_counter() - t0) * 1e3)
+    total = interleaved_times({name: extraction(name, m) for name, m in methods.items()}, config.runs,
+                              block=config.block, rotate=True, settle=True)
+    bar.set_postfix_str(f"{res.label} matching")
+    match_ms = interleaved_times(
+        {name: (lambda r, m=m, f=features[name]: m.match(f[0], f[1])) for name, m in methods.items()},
+        config.runs, warmup=1, block=config.block, rotate=True)
     out = {}
     for name, method in methods.items():
         e2e = summarize_ms(total[name])

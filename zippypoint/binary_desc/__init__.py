@@ -6,7 +6,7 @@ Names are resolved lazily so that importing this package, or its numpy-only modu
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
 _LAZY = {
     "lml_projection": "zippypoint.binary_desc.lml",
@@ -20,13 +20,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint.binary_desc' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

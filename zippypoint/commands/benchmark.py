@@ -27,8 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", default=None,
                    help="comma-separated photos to time on, at least two (default: images 1 and 2 of the first "
                    "sequence under --data)")
-    p.add_argument("--data", type=Path, default=Path("../shared/data/hpatches-dev"),
-                   help="HPatches-layout folder for the default photos (default: ../shared/data/hpatches-dev)")
+    from zippypoint.data_paths import DATA_ENV, data_path
+
+    p.add_argument("--data", type=Path, default=data_path("hpatches-dev"),
+                   help=f"HPatches-layout folder for the default photos (default: {data_path('hpatches-dev')}, "
+                   f"from ${DATA_ENV})")
     p.add_argument("--work", type=Path, default=Path("runs/benchmark-work"),
                    help="cache of our ONNX exports, reused across runs (default: runs/benchmark-work)")
     p.add_argument("--weights", action="append", default=[], metavar="PRESET=FILE",
@@ -37,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-weights", action="store_true",
                    help="time our presets with random weights even where trained ones exist")
     p.add_argument("--calibration-dir", type=Path, default=None,
-                   help="photos for int8 calibration (default: ../shared/data/train-images)")
+                   help=f"photos for int8 calibration (default: {data_path('train-images')})")
     p.add_argument("--calibration-count", type=int, default=64, help="calibration photos (default: 64)")
     p.add_argument("--matching-sizes", default="1024,2048,4096",
                    help="n for the n x n matching throughput, comma-separated; 'none' to skip")

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path("../shared/data/hpatches-dev")
 DEFAULT_OUT = Path("runs/eval")
 
 
@@ -18,8 +17,12 @@ def register(subparsers) -> None:
         "MMA (1..10 px) and homography AUC (3/5/10 px) on HPatches-layout folders (images 1..N, H_1_k files). "
         "Writes results.json, results.md, mma.png and matches_<method>.png under --out.",
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"folder of HPatches sequences, or one sequence (default: {DEFAULT_DATA})")
+    from zippypoint.data_paths import DATA_ENV, data_path
+
+    default_data = data_path("hpatches-dev")
+    parser.add_argument("--data", type=Path, default=default_data,
+                        help=f"folder of HPatches sequences, or one sequence (default: {default_data}, from "
+                        f"${DATA_ENV})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})")
     parser.add_argument("--cache", type=Path, default=None,
                         help="prediction cache (default: <out>/cache); predictions are reused across runs")
@@ -166,7 +169,7 @@ def protocol_settings(resolutions, ransac_orders: int = 1) -> dict:
     from zippypoint.methods.registry import candidate_budget
 
     return {
-        "name": "KP2D HPatches protocol (SPEC section 6)",
+        "name": "KP2D HPatches protocol (docs/design.md, Evaluation protocol)",
         "resolutions": [{"size": r.label, "top_k": r.top_k, "candidates": candidate_budget(DEFAULT_PRESET, r.top_k)}
                         for r in resolutions],
         "resize": "cv2.resize to WxH without keeping the aspect ratio; H' = S_k H S_1^-1",

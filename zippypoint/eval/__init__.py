@@ -1,4 +1,4 @@
-"""Evaluation on HPatches-layout data with the KP2D protocol (see SPEC section 6).
+"""Evaluation on HPatches-layout data with the KP2D protocol (docs/design.md §6).
 
 Modules: ``hpatches`` (reading sequence folders), ``protocol`` (the per-pair metrics), ``runner``
 (cached predictions and the evaluation loop), ``report`` (JSON, Markdown, plots), ``synthetic``

@@ -1,4 +1,4 @@
-"""The KP2D HPatches protocol (SPEC section 6), one function per metric, plus MMA and homography AUC.
+"""The KP2D HPatches protocol (docs/design.md §6), one function per metric, plus MMA and homography AUC.
 
 Both images of a pair are resized to the same (W, H) ``size`` and ``H`` maps image-1 pixels to
 image-2 pixels. Points are (x, y) float pixels; ``scores`` rank them. The conventions below are the

@@ -20,6 +20,7 @@ from zippypoint.eval.protocol import (
     MMA_THRESHOLDS,
     homography_estimation,
 )
+from zippypoint.machine import cpu_model
 
 
 def _version(distribution: str) -> str | None:
@@ -27,13 +28,6 @@ def _version(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo where there is one, else ``platform.processor()``."""
-    from zippypoint.bench.environment import cpu_model as _cpu_model
-
-    return _cpu_model()
 
 
 def environment() -> dict:
@@ -88,7 +82,7 @@ def markdown_table(results: dict) -> str:
         "",
         f"Data: `{dataset['path']}`: {len(dataset['sequences'])} sequences, {dataset['pairs']} pairs "
         f"({', '.join(dataset['sequences'][:8])}{', ...' if len(dataset['sequences']) > 8 else ''}).",
-        "Protocol: KP2D (SPEC section 6): rep/loc at 3 px, homography correctness C1/C3/C5 (mean corner error),",
+        "Protocol: KP2D (docs/design.md §6): rep/loc at 3 px, homography correctness C1/C3/C5 (mean corner error),",
         "matching score MS; MMA and homography AUC from the shared-point mutual nearest-neighbour matches.",
         f"C3/{orders}: C3 averaged over {orders} orders of the matches given to RANSAC (the protocol's "
         "single run decides a pair near 3 px by chance).",

@@ -15,13 +15,13 @@ DEFAULT_CALIBRATION_COUNT = 64
 
 def load_export_model(name: str = "zippypoint", *, weights: str | Path | None = None,
                       random_weights: bool = False) -> tuple[nn.Module, str]:
-    """Build preset ``name`` in eval mode with its weights (``zippypoint.resolve``); returns (model, weights
+    """Build preset ``name`` in eval mode with its weights (``zippypoint.model.resolver``); returns (model, weights
     sha256 or "random").
 
     ``weights``: a safetensors file (loaded strictly); default: the preset's shipped weights, which must exist
     unless ``random_weights`` (for tests and speed measurements only).
     """
-    from zippypoint.resolve import build_network, resolve_model
+    from zippypoint.model.resolver import build_network, resolve_model
 
     choice = resolve_model(name, weights, random_weights=random_weights)
     return build_network(choice), choice.sha256

@@ -40,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from zippypoint.data_paths import data_path
 from zippypoint.export.metadata import ExportMetadata
-from zippypoint.io import IMAGE_SUFFIXES
+from zippypoint.io import IMAGE_SUFFIXES, list_images
 from zippypoint.quant.quantizers import hardswish_input_max
 
-DEFAULT_CALIBRATION_DIR = Path("../shared/data/train-images")
+DEFAULT_CALIBRATION_DIR = data_path("train-images")  # the one data setting ($ZIPPYPOINT_DATA)
 # data-movement ops: their output keeps the input's quantisation (ONNX Runtime runs them on uint8)
 _PASS_THROUGH = ("DepthToSpace", "Reshape", "Transpose")
 
@@ -81,7 +82,7 @@ def find_images(root: str | Path, limit: int | None = None) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"calibration image folder not found: {root}")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = list_images(root)
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     if limit is not None and limit < len(paths):

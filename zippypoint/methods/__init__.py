@@ -12,7 +12,7 @@ Importing this package imports neither torch nor OpenCV.
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
 _LAZY = {
     "Method": "zippypoint.methods.base",
@@ -27,13 +27,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint.methods' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -56,6 +56,13 @@ def _to_tensor(torch, image_bgr: np.ndarray):
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
 
 
+def _features(keypoints: np.ndarray, scores: np.ndarray, descriptors: np.ndarray) -> dict[str, np.ndarray]:
+    """The output contract from kornia's arrays; typed empty arrays when nothing was detected."""
+    if len(keypoints) == 0:
+        return empty_features(descriptors.shape[-1], np.float32)
+    return sorted_features(keypoints, scores, descriptors)
+
+
 class _KorniaPeer(MutualMatching):
     """Shared ``load``: build the kornia model (``_build``), then load the cached published weights strictly
     into ``_weighted(model)`` unless ``random_weights``."""
@@ -103,9 +110,7 @@ class AlikedMethod(_KorniaPeer):
     def __call__(self, image_bgr: np.ndarray) -> dict[str, np.ndarray]:
         with self._torch.inference_mode():
             out = self._model(_to_tensor(self._torch, image_bgr))[0]
-        if out.keypoints.shape[0] == 0:
-            return empty_features(out.descriptors.shape[-1], np.float32)
-        return sorted_features(out.keypoints.numpy(), out.keypoint_scores.numpy(), out.descriptors.numpy())
+        return _features(out.keypoints.numpy(), out.keypoint_scores.numpy(), out.descriptors.numpy())
 
 
 class DiskMethod(_KorniaPeer):
@@ -125,9 +130,7 @@ class DiskMethod(_KorniaPeer):
                 _to_tensor(self._torch, image_bgr), n=self.settings["max_keypoints"],
                 window_size=self.settings["window_size"], score_threshold=0.0, pad_if_not_divisible=True,
             )[0]
-        if out.keypoints.shape[0] == 0:
-            return empty_features(out.descriptors.shape[-1], np.float32)
-        return sorted_features(out.keypoints.numpy(), out.detection_scores.numpy(), out.descriptors.numpy())
+        return _features(out.keypoints.numpy(), out.detection_scores.numpy(), out.descriptors.numpy())
 
 
 class XFeatMethod(_KorniaPeer):
@@ -152,6 +155,4 @@ class XFeatMethod(_KorniaPeer):
         # of that resized pixel is at (i + 0.5) * r - 0.5 in the input, i.e. 0.5 * (r - 1) further.
         ratio = np.array([w / max(32, w // 32 * 32), h / max(32, h // 32 * 32)])
         keypoints += 0.5 * (ratio - 1.0)
-        if keypoints.shape[0] == 0:
-            return empty_features(out["descriptors"].shape[-1], np.float32)
-        return sorted_features(keypoints, out["scores"].numpy(), out["descriptors"].numpy())
+        return _features(keypoints, out["scores"].numpy(), out["descriptors"].numpy())

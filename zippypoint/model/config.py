@@ -11,11 +11,11 @@ from typing import Any
 class ModelConfig:
     in_channels: int = 3  # 3 = RGB/BGR input (converted to RGB by the extractor), 1 = grayscale
     quantized: bool = True  # True: binary residual blocks + int8 fake-quant; False: same topology in fp32
-    widths: tuple[int, int, int, int, int] = (32, 32, 64, 128, 256)  # c0..c4 of SPEC §1
+    widths: tuple[int, int, int, int, int] = (32, 32, 64, 128, 256)  # c0..c4 of docs/design.md §1
     descriptor_dim: int = 256  # descriptor length before top-k binarisation
     descriptor_ones: int = 64  # ones per binary descriptor (BinNorm k)
     cell: int = 8  # keypoint cell size in pixels (one keypoint per cell)
-    bn_eps: float = 1e-3  # BatchNorm epsilon (SPEC §1)
+    bn_eps: float = 1e-3  # BatchNorm epsilon (docs/design.md §1)
     bn_momentum: float = 0.1  # BatchNorm momentum
     act_range_early: float = 1.0  # fake-quant range of the first two layers
     act_range: float = 6.0  # fake-quant range elsewhere

@@ -1,4 +1,4 @@
-"""The ZippyPoint network (SPEC §1): a binary/int8 mixed-precision keypoint and descriptor net.
+"""The ZippyPoint network (docs/design.md §1): a binary/int8 mixed-precision keypoint and descriptor net.
 
 Input: float images (B, C, H, W) in [0, 1], H and W multiples of 8.
 Output dict (dense maps):
@@ -132,10 +132,6 @@ class ZippyPointNet(nn.Module):
         self.desc_conv2 = ConvBNAct(cfg, c4, 2 * c4, 3, r, act=False)
         self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
         self.desc_out = Int8Conv2d(d, d, 3, padding=1, bias=True, quantized=q)
-
-    @property
-    def input_channels(self) -> int:
-        return self.config.in_channels
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         x = self.down1(self.conv_in(x))

@@ -42,13 +42,18 @@ import torch
 
 from zippypoint.quant.ana_grid import grid_sums
 from zippypoint.quant.noise import NoiseDistribution, get_noise, uniform_pdf_one_sided
-from zippypoint.quant.quantizers import wants_grad
 
 STRATEGIES = ("expectation", "mode", "random")
 
 # Elements of the (chunk x thresholds) working set of the general stair: one value per element and threshold is
 # never materialised for a whole tensor.
 CHUNK_ELEMENTS = 1 << 16
+
+
+def wants_grad(x: torch.Tensor) -> bool:
+    """True when autograd will differentiate through ``x`` here (also used by ``zippypoint.quant.quantizers``)."""
+    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and x.requires_grad
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Argument checks

@@ -20,6 +20,8 @@ import math
 import torch
 from torch import nn
 
+from zippypoint.quant.ana import ana_grid_quantize, ana_sign, wants_grad
+
 
 class _QuantizerBase(nn.Module):
     def __init__(self, enabled: bool = True) -> None:
@@ -61,8 +63,6 @@ class SignQuantizer(_QuantizerBase):
         if not self.enabled:
             return x
         if self._use_ana():
-            from zippypoint.quant.ana import ana_sign
-
             return ana_sign(
                 x,
                 noise=self.ana_noise,
@@ -71,11 +71,6 @@ class SignQuantizer(_QuantizerBase):
                 scale=self.ana_scale * self.ana_unit,
             )
         return sign_ste(x)
-
-
-def wants_grad(x: torch.Tensor) -> bool:
-    """True when autograd will differentiate through ``x`` here."""
-    return isinstance(x, torch.Tensor) and torch.is_grad_enabled() and x.requires_grad
 
 
 def fake_quant_ste(x: torch.Tensor, step: float | torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
@@ -89,7 +84,7 @@ def fake_quant_ste(x: torch.Tensor, step: float | torch.Tensor, qmin: int, qmax:
 
 
 class ActivationQuantizer(_QuantizerBase):
-    """8-bit symmetric fake-quant with a fixed range ``±qmax`` (SPEC §1: scale = 2*qmax/255).
+    """8-bit symmetric fake-quant with a fixed range ``±qmax`` (docs/design.md §1: scale = 2*qmax/255).
 
     Levels are ``k*scale`` for integer ``k`` in [-128, 127] so that zero is exact and the
     integer codes are int8 (this is what ONNX QuantizeLinear with zero point 0 represents).
@@ -113,8 +108,6 @@ class ActivationQuantizer(_QuantizerBase):
         if not self.enabled:
             return x
         if self._use_ana():
-            from zippypoint.quant.ana import ana_grid_quantize
-
             return ana_grid_quantize(
                 x,
                 self.step,

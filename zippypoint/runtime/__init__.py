@@ -5,15 +5,10 @@ Needs only numpy, onnxruntime and opencv: ``OnnxExtractor("zippypoint-int8.onnx"
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
 _LAZY = {"OnnxExtractor": "zippypoint.runtime.onnx_extractor"}
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint.runtime' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

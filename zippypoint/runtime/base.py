@@ -72,6 +72,22 @@ class StagedExtractor:
         descriptors (B,256,H/4,W/4), as numpy arrays."""
         raise NotImplementedError
 
+    def check_batch(self, batch: np.ndarray) -> None:
+        """TypeError / ValueError unless ``batch`` is what ``infer`` takes: float32 (B >= 1, in_channels, H, W)
+        with H and W multiples of 8, at least 24 (for runtimes that cannot check it themselves)."""
+        if not isinstance(batch, np.ndarray):
+            raise TypeError(f"expected a numpy array, got {type(batch).__name__}")
+        c = self.in_channels
+        if batch.ndim != 4 or batch.shape[1] != c:
+            raise ValueError(f"expected a batch of shape (B, {c}, H, W), got {batch.shape}")
+        if batch.dtype != np.float32:
+            raise TypeError(f"expected float32 in [0, 1], got dtype {batch.dtype}")
+        b, _, h, w = batch.shape
+        if b == 0:
+            raise ValueError("empty batch (B = 0)")
+        if h % 8 or w % 8 or h < 24 or w < 24:
+            raise ValueError(f"height and width must be multiples of 8 and >= 24, got {h}x{w}")
+
     def load_image(self, image) -> np.ndarray:
         """A path (decoded, size-checked before decoding) or a numpy image (size-checked)."""
         if isinstance(image, (str, Path)):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+
+from zippypoint.machine import cpu_model
+from zippypoint.timing import interleaved_times
 
 
 def make_session(path: str | Path, threads: int = 2):
@@ -26,25 +28,17 @@ def compare_latency(paths: dict[str, str | Path], size: tuple[int, int], *, runs
                     threads: int = 2, seed: int = 0) -> dict[str, dict[str, float]]:
     """Median/min/mean latency (ms) of each model on one (1, C, H, W) input of ``size`` = (W, H).
 
-    Runs are interleaved (model A, B, C, A, B, C, ...) so background load affects all models alike.
+    Runs are interleaved (model A, B, C, A, B, C, ...; ``zippypoint.timing``) so background load affects all
+    models alike.
     """
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
     sessions = {name: make_session(p, threads) for name, p in paths.items()}
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, s in sessions.items():
         inp = s.get_inputs()[0]
         feeds[name] = {inp.name: rng.random((1, inp.shape[1], size[1], size[0]), dtype=np.float32)}
-    for name, s in sessions.items():
-        for _ in range(warmup):
-            s.run(None, feeds[name])
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(runs):
-        for name, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(None, feeds[name])
-            times[name].append((time.perf_counter() - t0) * 1000.0)
+    times = interleaved_times({name: (lambda r, s=s, feed=feeds[name]: s.run(None, feed))
+                               for name, s in sessions.items()}, runs, warmup=warmup)
     return {name: {"median_ms": float(np.median(t)), "min_ms": float(np.min(t)), "mean_ms": float(np.mean(t)),
                    "runs": len(t)} for name, t in times.items()}
 
@@ -54,8 +48,6 @@ def machine_description() -> dict[str, str]:
     import os
 
     import onnxruntime as ort
-
-    from zippypoint.bench.environment import cpu_model
 
     return {"cpu": cpu_model(), "logical_cores": str(os.cpu_count()), "os": platform.platform(),
             "python": platform.python_version(), "onnxruntime": ort.__version__}

@@ -74,18 +74,7 @@ class OnnxExtractor(StagedExtractor):
         Returns numpy dense maps: scores (B,1,H/8,W/8), keypoints (B,2,H/8,W/8), descriptors (B,256,H/4,W/4).
         """
         self.load()
-        if not isinstance(batch, np.ndarray):
-            raise TypeError(f"expected a numpy array, got {type(batch).__name__}")
-        c = self.in_channels
-        if batch.ndim != 4 or batch.shape[1] != c:
-            raise ValueError(f"expected a batch of shape (B, {c}, H, W), got {batch.shape}")
-        if batch.dtype != np.float32:
-            raise TypeError(f"expected float32 in [0, 1], got dtype {batch.dtype}")
-        b, _, h, w = batch.shape
-        if b == 0:
-            raise ValueError("empty batch (B = 0)")
-        if h % 8 or w % 8 or h < 24 or w < 24:
-            raise ValueError(f"height and width must be multiples of 8 and >= 24, got {h}x{w}")
+        self.check_batch(batch)
         out = self._session.run(list(OUTPUT_NAMES), {self._session.get_inputs()[0].name: batch})
         return dict(zip(OUTPUT_NAMES, out, strict=True))
 

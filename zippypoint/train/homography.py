@@ -1,4 +1,4 @@
-"""Random homographies (SPEC §4) and warping helpers.
+"""Random homographies (docs/design.md §4) and warping helpers.
 
 Homographies live in normalised coordinates ([-1, 1], align-corners convention: pixel x maps to
 ``2 x / (W - 1) - 1``). ``H`` maps a *source* (warped image) point to the *target* (original) point:

@@ -1,4 +1,4 @@
-"""Self-supervised losses of SPEC §4 (KP2D), with binary descriptors through the LML projection.
+"""Self-supervised losses of docs/design.md §4 (KP2D), with binary descriptors through the LML projection.
 
 All functions take the dense outputs of the network for the source (warped) and target (original)
 images and the normalised source->target homographies (B,3,3).

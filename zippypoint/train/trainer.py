@@ -109,7 +109,7 @@ def describe_device(dev: torch.device, world_size: int = 1) -> str:
     if dev.type == "cuda":
         name = f"cuda: {torch.cuda.get_device_name(dev)}"
     else:
-        from zippypoint.bench.environment import cpu_model
+        from zippypoint.machine import cpu_model
 
         name = f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
     return f"{name} x{world_size}" if world_size > 1 else name

@@ -1,4 +1,4 @@
-"""Timing statistics and the stage clock of ``zippypoint.bench.timing``."""
+"""Timing statistics, the stage clock and the interleaved loop of ``zippypoint.timing``."""
 
 import time
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zippypoint.bench.timing import StageClock, fps, summarize_ms, time_call
+from zippypoint.timing import StageClock, fps, interleaved_times, summarize_ms, time_call
 
 times = st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=60)
 
@@ -48,3 +48,21 @@ def test_stage_clock_laps_add_up_to_the_total():
 def test_time_call_returns_the_result():
     result, ms = time_call(lambda: 42)
     assert result == 42 and ms >= 0
+
+
+def test_interleaved_times_order_blocks_rotation_and_settling():
+    log = []
+    calls = {name: (lambda r, name=name: log.append(f"{name}{r}")) for name in ("a", "b")}
+    times = interleaved_times(calls, 3, warmup=1, block=2, rotate=True, settle=True)
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    # warm-up; block 1: a then b, each settled by an untimed call (-1); block 2 rotated: b then a
+    assert log == ["a0", "b0", "a-1", "a0", "a1", "b-1", "b0", "b1", "b-1", "b2", "a-1", "a2"]
+    log.clear()
+    interleaved_times(calls, 2)
+    assert log == ["a0", "b0", "a1", "b1"]  # plain round robin
+
+
+def test_interleaved_times_refuses_bad_counts():
+    for kwargs in ({"runs": 0}, {"runs": 1, "warmup": -1}, {"runs": 1, "block": 0}):
+        with pytest.raises(ValueError):
+            interleaved_times({"a": lambda r: None}, **kwargs)

@@ -1,0 +1,41 @@
+"""The machine a number was measured on: CPU model and ISA flags (stdlib only, a leaf module).
+
+Used by the benchmark environment, the evaluation report, the ONNX latency notes and the training log.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+# ISA extensions that decide which kernels ONNX Runtime, oneDNN and OpenCV can use
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx_vnni", "avx512_bf16", "avx512_vpopcntdq", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd",
+             "asimddp", "i8mm")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """First processor block of /proc/cpuinfo as key -> value ({} where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo where there is one, else ``platform.processor()``."""
+    info = _cpuinfo()
+    return info.get("model name") or platform.processor() or platform.machine()
+
+
+def isa_flags() -> dict[str, bool]:
+    """Which of ``ISA_FLAGS`` the CPU reports (x86 ``flags`` or ARM ``Features``); empty off Linux."""
+    info = _cpuinfo()
+    present = set((info.get("flags") or info.get("Features") or "").split())
+    return {flag: flag in present for flag in ISA_FLAGS} if present else {}
