@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from zippypoint.io import list_images
 from zippypoint.train.config import TrainConfig
-from zippypoint.train.data import HomographyPairDataset, PhotometricConfig, list_images, photometric
+from zippypoint.train.data import HomographyPairDataset, PhotometricConfig, photometric
 from zippypoint.train.homography import HomographyConfig, apply_homography, sample_homography
 from zippypoint.train.trainer import train
 

@@ -13,20 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zippypoint.io import IMAGE_SUFFIXES, ImageReadError, read_image
+from zippypoint.io import ImageReadError, read_image
 from zippypoint.train.homography import HomographyConfig, sample_training_homography
 
 log = logging.getLogger(__name__)
-
-
-def list_images(root: str | Path) -> list[Path]:
-    """All image files under ``root`` (recursive, sorted for reproducibility)."""
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"data folder not found: {root}")
-    if root.is_file():
-        return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def split_images(paths: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:

@@ -168,9 +168,10 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     """
     from tqdm import tqdm
 
+    from zippypoint.io import list_images
     from zippypoint.model.weights import save_weights
     from zippypoint.quant.layers import clip_latent_weights
-    from zippypoint.train.data import HomographyPairDataset, list_images, split_images, worker_init
+    from zippypoint.train.data import HomographyPairDataset, split_images, worker_init
     from zippypoint.train.losses import homographic_losses
     from zippypoint.train.sampler import EpochShardSampler
     from zippypoint.train.validation import WarpValidator
