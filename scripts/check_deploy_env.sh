@@ -1,66 +1,71 @@
 #!/usr/bin/env bash
-# Deployment-only install check: a fresh virtualenv (no system site-packages) with numpy, onnxruntime and
-# opencv-python-headless from PyPI, the zippypoint sources on PYTHONPATH and no torch, extracts features with
-# an exported ONNX model, through the Python API and through `zippypoint extract --runtime onnx|onnx-int8`.
+# The light install, as a user gets it: a fresh virtualenv (no system site-packages), `pip install REPO` with its
+# real base dependencies (no extras, no --no-deps) and no torch; then, from an unrelated folder,
+# `zippypoint info`, `zippypoint demo` and `zippypoint extract` on the packaged int8 model, and the Python API.
 #
-#   scripts/check_deploy_env.sh MODEL.onnx [VENV_DIR] [IMAGE]
+#   scripts/check_deploy_env.sh [VENV_DIR] [MODEL.onnx]
 #
-# MODEL.onnx comes from `zippypoint export --format onnx|onnx-int8 ...`. VENV_DIR defaults to a temporary
-# folder (removed afterwards). IMAGE defaults to a synthetic image.
+# VENV_DIR defaults to a temporary folder (removed afterwards). MODEL.onnx: also extract with this exported
+# file (from `zippypoint export --format onnx|onnx-int8`). pip's download cache is used when present.
 set -euo pipefail
 
-if [ $# -lt 1 ]; then
-    echo "usage: $0 MODEL.onnx [VENV_DIR] [IMAGE]" >&2
-    exit 2
-fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-model="$(realpath "$1")"
-image="${3:-}"
-if [ -n "${2:-}" ]; then
-    venv="$2"
-else
-    tmp="$(mktemp -d)"
-    trap 'rm -rf "$tmp"' EXIT
-    venv="$tmp/venv"
-fi
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+venv="${1:-$tmp/venv}"
+model="${2:+$(realpath "$2")}"
 python="${PYTHON:-python3}"
 
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check numpy onnxruntime opencv-python-headless
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$repo"
+if "$venv/bin/python" -c "import torch" 2>/dev/null; then
+    echo "torch is importable after the base install; the light install must not pull it" >&2
+    exit 1
+fi
+zp="$venv/bin/zippypoint"
+work="$tmp/work"  # an unrelated folder: nothing may depend on the current directory
+mkdir -p "$work/images/sub"
+cd "$work"
+"$zp" info > info.txt
+grep -q "zippypoint-int8.onnx" info.txt
+"$zp" demo --out demo.png --max-keypoints 500 | tee demo.txt
+grep -q "(onnx-int8)" demo.txt
+test -s demo.png
+"$venv/bin/python" - <<'PY'
+import sys
 
-# PYTHONPATH instead of an install: the package metadata lists torch, which a deployment does not need
-cd "$venv"
-PYTHONPATH="$repo" "$venv/bin/python" - "$model" "$image" <<'PY'
-import importlib.util
+import cv2
+import numpy as np
+
+from zippypoint.demo import sample_photo
+
+cv2.imwrite("images/a.jpg", sample_photo("coffee"))
+cv2.imwrite("images/sub/a.jpg", sample_photo("astronaut"))
+assert "torch" not in sys.modules
+PY
+"$zp" extract images --out feats --max-keypoints 500
+test -s feats/a.npz && test -s feats/sub/a.npz
+"$venv/bin/python" - "$model" <<'PY'
 import sys
 
 import numpy as np
 
-assert importlib.util.find_spec("torch") is None, "torch is installed in the deployment environment"
+from zippypoint.resolve import build_extractor
 from zippypoint.runtime import OnnxExtractor
 
-model, image = sys.argv[1], sys.argv[2]
-if not image:
-    rng = np.random.default_rng(0)
-    image = (rng.random((240, 320, 3)) * 255).astype(np.uint8)
-extractor = OnnxExtractor(model, max_keypoints=500)
-feats = extractor.extract(image)
-n = len(feats["scores"])
-assert feats["keypoints"].shape == (n, 2) and feats["descriptors"].shape == (n, 32)
-assert (np.unpackbits(feats["descriptors"], axis=1).sum(1) == 64).all()
-assert "torch" not in sys.modules
-print(f"deployment environment OK: {extractor.metadata.preset} ({extractor.metadata.format}), {n} keypoints, "
-      f"python {sys.version.split()[0]}, numpy {np.__version__}")
+for path in ("feats/a.npz", "feats/sub/a.npz"):
+    with np.load(path) as f:
+        n = len(f["scores"])
+        assert 0 < n <= 500 and f["keypoints"].shape == (n, 2) and f["descriptors"].shape == (n, 32)
+        assert (np.unpackbits(f["descriptors"], axis=1).sum(1) == 64).all()
+extractors = [build_extractor("zippypoint", "onnx-int8")]
+if sys.argv[1]:
+    extractors.append(OnnxExtractor(sys.argv[1], max_keypoints=500))
+rng = np.random.default_rng(0)
+for e in extractors:
+    feats = e.extract((rng.random((240, 320, 3)) * 255).astype(np.uint8))
+    assert feats["descriptors"].shape[1] == 32
+assert "torch" not in sys.modules, "the light path imported torch"
+print(f"deployment environment OK: python {sys.version.split()[0]}, numpy {np.__version__}, no torch")
 PY
-
-# the command line, as a deployment uses it
-out="$(mktemp -d)"
-if [ -z "$image" ]; then
-    image="$out/synthetic.png"
-    PYTHONPATH="$repo" "$venv/bin/python" -c "import sys, numpy as np, cv2; rng = np.random.default_rng(0); cv2.imwrite(sys.argv[1], (rng.random((240, 320, 3)) * 255).astype(np.uint8))" "$image"
-fi
-runtime="$(PYTHONPATH="$repo" "$venv/bin/python" -c "import sys; from zippypoint.runtime import OnnxExtractor; print(OnnxExtractor(sys.argv[1]).metadata.format)" "$model")"
-PYTHONPATH="$repo" "$venv/bin/python" -m zippypoint.cli extract --runtime "$runtime" --model "$model" --max-keypoints 500 --out "$out" "$image"
-ls "$out"/*.npz > /dev/null
-rm -rf "$out"
-echo "deployment CLI OK: zippypoint extract --runtime $runtime"
+echo "deployment CLI OK: zippypoint info, demo and extract without torch"

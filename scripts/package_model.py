@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from zippypoint.runtime.model_cache import PACKAGED_DIR, RECIPE_REVISION, packaged_name
+from zippypoint.runtime.model_cache import RECIPE_REVISION, packaged_dir, packaged_name
 
 FMT = "onnx-int8"
 
@@ -32,7 +32,7 @@ def main() -> None:
     from zippypoint.model.weights import sha256_file
     from zippypoint.runtime.onnx_extractor import OnnxExtractor
 
-    out = PACKAGED_DIR / packaged_name(args.model, FMT)
+    out = packaged_dir() / packaged_name(args.model, FMT)
     if args.exported is None:
         if args.calibration_dir is None:
             p.error("pass --calibration-dir DIR (or --exported FILE)")

@@ -61,3 +61,15 @@ def test_prediction_parity_on_macos():
             assert out[name].shape == ref[name].shape
             close = np.abs(out[name] - ref[name]) <= 1e-3
             assert close.mean() >= 0.95, f"{name}: {close.mean():.4f} within 1e-3"
+
+
+@pytest.mark.slow
+def test_conversion_is_quiet_and_in_eval_mode(tmp_path, capfd):
+    pytest.importorskip("coremltools")
+    from zippypoint.export.exporter import export_model
+
+    capfd.readouterr()
+    export_model("coreml", tmp_path / "m.mlpackage", "zippypoint-fp-gray", net=reference_model("zippypoint-fp-gray"))
+    out, err = capfd.readouterr()
+    assert "eval mode" not in out + err
+    assert out.strip() == "" and err.strip() == "", out + err

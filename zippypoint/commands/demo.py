@@ -9,10 +9,12 @@ from zippypoint.commands._common import add_extractor_args, make_extractor
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="match a real photo against a warped, relit copy (or two images of yours)",
-                       description="Without --images: a photo bundled with scikit-image and a copy warped by a "
-                                   "known homography and relit; prints matches, inliers and the homography error.")
+                       description="Without --images: a photo shipped with the package and a copy warped by a "
+                                   "known homography and relit; prints matches, inliers and the homography error. "
+                                   "Runs on the packaged int8 model by default (no torch needed).")
     p.add_argument("--images", nargs=2, metavar=("IMAGE1", "IMAGE2"), default=None, help="use your own two images")
-    p.add_argument("--sample", default="astronaut", help="bundled photo: astronaut, coffee, chelsea or rocket")
+    p.add_argument("--sample", default="astronaut",
+                   help="photo: astronaut or coffee (shipped), chelsea or rocket (with scikit-image)")
     p.add_argument("--out", default="zippypoint_demo.png", help="picture to write")
     p.add_argument("--ratio", type=float, default=0.95, help="Lowe's ratio (1 = off)")
     add_extractor_args(p)
@@ -20,37 +22,34 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     import time
     from pathlib import Path
 
     import cv2
 
-    from zippypoint.demo import make_demo_pair
+    from zippypoint.cli import UsageError
+    from zippypoint.commands._common import extractor_config
+    from zippypoint.commands.match import check_picture_path
+    from zippypoint.demo import check_sample, make_demo_pair
     from zippypoint.eval.protocol import corner_error
     from zippypoint.io import read_image
     from zippypoint.matching import match_and_fit
-    from zippypoint.model.weights import WeightsError
     from zippypoint.viz import draw_matches
 
-    try:
-        extractor = make_extractor(args)
-    except WeightsError as exc:
-        print(f"error: the demo needs trained weights, and they are missing: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.images:
+    check_picture_path(args.out)
+    if args.images is None:
         try:
-            img1, img2 = (read_image(p) for p in args.images)
+            check_sample(args.sample)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            raise UsageError(str(exc)) from None
+    config = extractor_config(args)
+    if args.images:
+        img1, img2 = (read_image(p, max_pixels=config.max_pixels) for p in args.images)
         h_true, label = None, f"{args.images[0]} vs {args.images[1]}"
     else:
         img1, img2, h_true = make_demo_pair(args.sample)
-        label = f"scikit-image '{args.sample}' vs a warped, relit copy"
+        label = f"sample '{args.sample}' vs a warped, relit copy"
+    extractor = make_extractor(args)
     t0 = time.perf_counter()
     f1 = extractor.extract(img1)
     f2 = extractor.extract(img2)
@@ -69,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         title += f", corner error {err:.2f} px"
     picture = draw_matches(img1, img2, f1["keypoints"], f2["keypoints"], result.matches, result.inliers, title=title)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), picture)
+    if not cv2.imwrite(str(args.out), picture):
+        raise OSError(f"could not write {args.out}")
     print(f"  picture: {args.out}")
     return 0

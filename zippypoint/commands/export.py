@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
     q = p.add_argument_group("int8 calibration (onnx-int8)")
     q.add_argument("--calibration-dir", type=Path, default=None,
-                   help="folder of real photos (recursive; default ../shared/data/train-images)")
+                   help="folder of real photos (recursive; default $ZIPPYPOINT_DATA/train-images, else "
+                        "../shared/data/train-images)")
     q.add_argument("--calibration-count", type=int, default=64, help="photos used, spread over the folder")
     q.add_argument("--calibration-resize", default=None, help="WxH the photos are resized to (default: native)")
     q.add_argument("--sign", choices=("threshold", "compare"), default="threshold",
@@ -33,26 +34,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax")
 
 
-def run(args: argparse.Namespace) -> int:
-    from zippypoint.export.exporter import export_model
-    from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR, Int8Options
-    from zippypoint.io import parse_resize
-    from zippypoint.model.weights import WeightsError, sha256_file
+SUFFIXES = {"onnx": ".onnx", "onnx-int8": ".onnx", "coreml": ".mlpackage", "openvino": ".xml"}
+
+
+def check_arguments(args: argparse.Namespace) -> Path | None:
+    """``UsageError`` naming the fix for a bad option, before anything is built; returns the calibration folder
+    (int8) or None."""
+    from zippypoint.cli import UsageError
+    from zippypoint.model.registry import get_preset
 
     try:
-        options = Int8Options(design_ranges=not args.calibrate_all,
-                              sign="compare" if args.calibrate_all else args.sign,
-                              hswish_inputs="calibrated" if args.calibrate_all else args.hswish_inputs,
-                              fp32_first_convs=args.fp32_first_convs, calibration_method=args.calibration_method)
-        path = export_model(
-            args.format, args.out, args.model, weights=args.weights, random_weights=args.random_weights,
-            opset=args.opset, calibration_dir=args.calibration_dir or DEFAULT_CALIBRATION_DIR,
-            calibration_count=args.calibration_count, calibration_resize=parse_resize(args.calibration_resize),
-            int8_options=options,
-        )
-    except (ValueError, FileNotFoundError, WeightsError, ImportError) as exc:
-        print(f"export failed: {exc}", file=sys.stderr)
-        return 1
+        get_preset(args.model)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    suffix = SUFFIXES.get(args.format)
+    if suffix and args.out.suffix != suffix:
+        raise UsageError(f"--out {args.out}: a {args.format} export is written as {suffix}; "
+                         f"use --out {args.out.with_suffix(suffix)}")
+    if args.weights is not None and not args.weights.is_file():
+        raise UsageError(f"--weights {args.weights}: no such file; pass a .safetensors file")
+    if args.format != "onnx-int8":
+        return None
+    from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR
+
+    folder = args.calibration_dir or Path(DEFAULT_CALIBRATION_DIR)
+    if not folder.is_dir():
+        how = "--calibration-dir" if args.calibration_dir else "the default (ZIPPYPOINT_DATA/train-images)"
+        raise UsageError(f"calibration folder not found: {folder} (from {how}); an int8 export needs real "
+                         "photos: pass --calibration-dir DIR or set ZIPPYPOINT_DATA to a folder holding "
+                         "train-images/")
+    return folder.resolve()
+
+
+def run(args: argparse.Namespace) -> int:
+    from zippypoint.export.exporter import export_model
+    from zippypoint.export.int8 import Int8Options
+    from zippypoint.io import parse_resize
+    from zippypoint.model.weights import sha256_file
+
+    calibration_dir = check_arguments(args)
+    options = Int8Options(design_ranges=not args.calibrate_all,
+                          sign="compare" if args.calibrate_all else args.sign,
+                          hswish_inputs="calibrated" if args.calibrate_all else args.hswish_inputs,
+                          fp32_first_convs=args.fp32_first_convs, calibration_method=args.calibration_method)
+    kwargs = {"calibration_dir": calibration_dir} if calibration_dir is not None else {}
+    path = export_model(
+        args.format, args.out, args.model, weights=args.weights, random_weights=args.random_weights,
+        opset=args.opset, calibration_count=args.calibration_count,
+        calibration_resize=parse_resize(args.calibration_resize), int8_options=options, **kwargs,
+    )
     digest = sha256_file(path) if path.is_file() else "(directory)"
     print(f"wrote {path} ({args.format}, model {args.model}) sha256 {digest}")
     if args.format == "onnx-int8":
@@ -73,6 +103,12 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from zippypoint.cli import EXIT_USAGE, UsageError
+
     parser = argparse.ArgumentParser(prog="export_model", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except UsageError as exc:
+        print(f"export_model: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

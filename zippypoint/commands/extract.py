@@ -1,27 +1,31 @@
-"""`zippypoint extract`: keypoints and descriptors for images, one .npz per image."""
+"""`zippypoint extract`: keypoints and descriptors for images, one .npz per image (or one hloc features.h5)."""
 
 from __future__ import annotations
 
 import argparse
-
-from zippypoint.commands._common import add_extractor_args, make_extractor
+from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("extract", help="detect and describe images; write DIR/<stem>.npz",
-                       description="Writes DIR/<image stem>.npz with arrays keypoints [N,2] float32, "
-                                   "scores [N] float32 and descriptors [N,32] uint8 (packed 256-bit, LSB-first).")
+    from zippypoint.commands._common import add_extractor_args
+
+    p = sub.add_parser("extract", help="detect and describe images; write DIR/<path>.npz",
+                       description="Writes DIR/<image path relative to its input folder, suffix .npz> with arrays "
+                                   "keypoints [N,2] float32, scores [N] float32 and descriptors [N,32] uint8 "
+                                   "(packed 256-bit, LSB-first); sub-folders are mirrored. Images are read one "
+                                   "at a time; outputs that exist are skipped (resume) unless --overwrite.")
     p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", choices=("npz", "h5"), default="npz",
-                   help="npz: one DIR/<stem>.npz per image; h5: DIR/features.h5 in hloc's layout "
+                   help="npz: one DIR/<path>.npz per image; h5: DIR/features.h5 in hloc's layout "
                         "(one group per image path relative to its input folder; see zippypoint.store.hloc)")
+    p.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
     add_extractor_args(p)
     p.set_defaults(func=run)
 
 
 def progress(items, **kwargs):
-    """A tqdm progress bar where tqdm is installed (the torch-free deployment install may lack it)."""
+    """A tqdm progress bar where tqdm is installed."""
     try:
         from tqdm import tqdm
     except ImportError:
@@ -29,75 +33,110 @@ def progress(items, **kwargs):
     return tqdm(items, **kwargs)
 
 
-def collect_inputs(inputs: list[str]) -> tuple[list, list[tuple[str, str]]]:
+def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand folders; returns (image paths, [(path, reason)] for inputs that are not usable)."""
-    from pathlib import Path
-
-    from zippypoint.io import IMAGE_SUFFIXES
+    from zippypoint.io import list_images
 
     paths, problems = [], []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append((item, "folder contains no images"))
-            paths.extend(found)
-        elif p.exists():
-            paths.append(p)
-        else:
+        try:
+            found = list_images(item)
+        except (FileNotFoundError, ValueError):
             problems.append((item, "no such file or folder"))
+            continue
+        if not found:
+            problems.append((item, "folder contains no images"))
+        paths.extend(found)
     return paths, problems
+
+
+def output_name(path: Path, inputs: list[str]) -> str:
+    """The image's path relative to the input folder that holds it ('/'-separated), or its file name."""
+    from zippypoint.store.hloc import image_name
+
+    return image_name(path, inputs)
+
+
+def reason(path: Path, exc: BaseException) -> str:
+    """The error message without the path the failure line already shows."""
+    from zippypoint.cli import error_line
+
+    text = error_line(exc)
+    for p in (str(path), path.as_posix()):
+        text = text.replace(f"{p}: ", "").replace(f": {p}", "")
+    return text
+
+
+def save_npz(target: Path, feats: dict) -> None:
+    """Write ``target`` atomically: a crash or a failed write never leaves a partial .npz behind."""
+    import os
+
+    import numpy as np
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as f:
+            np.savez(f, keypoints=feats["keypoints"], scores=feats["scores"], descriptors=feats["descriptors"])
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
-    import numpy as np
+    import cv2
 
-    from zippypoint.model.weights import WeightsError
+    from zippypoint.cli import UsageError
+    from zippypoint.commands._common import extractor_config, make_extractor
+    from zippypoint.io import read_image
 
-    paths, failures = collect_inputs(args.inputs)
-    try:
-        extractor = make_extractor(args)
-    except (WeightsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    config = extractor_config(args)  # options checked before any work
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stems: dict[str, Path] = {}
-    written = 0
-    for path in progress(paths, desc="extract", unit="img", disable=len(paths) < 2):
-        if args.format == "h5":
-            from zippypoint.io import read_image
-            from zippypoint.store.hloc import image_name, write_features
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (created if missing)")
+    paths, failures = collect_inputs(args.inputs)
+    h5 = out / "features.h5"
+    done_h5: set[str] = set()
+    if args.format == "h5" and h5.is_file() and not args.overwrite:
+        from zippypoint.store.hloc import list_names
 
+        done_h5 = set(list_names(h5))
+    todo, claimed, skipped = [], {}, 0
+    for path in paths:
+        name = output_name(path, args.inputs)
+        target = out / Path(name).with_suffix(".npz") if args.format == "npz" else None
+        key = name if target is None else str(target)
+        if key in claimed:
+            failures.append((str(path), f"writes the same output as {claimed[key]} ({key}); rename one of them"))
+            continue
+        claimed[key] = path
+        if not args.overwrite and (name in done_h5 if target is None else target.is_file()):
+            skipped += 1
+            continue
+        todo.append((path, name, target))
+    written = 0
+    if todo:
+        extractor = make_extractor(args)
+        out.mkdir(parents=True, exist_ok=True)
+        for path, name, target in progress(todo, desc="extract", unit="img", disable=len(todo) < 2):
             try:
-                image = read_image(path)
+                image = read_image(path, max_pixels=config.max_pixels)
                 feats = extractor.extract(image)
-                write_features(out / "features.h5", image_name(path, args.inputs), feats,
-                               (image.shape[1], image.shape[0]))
-            except (ValueError, TypeError) as exc:
-                failures.append((str(path), str(exc)))
+                if target is None:
+                    from zippypoint.store.hloc import write_features
+
+                    write_features(h5, name, feats, (image.shape[1], image.shape[0]))
+                else:
+                    save_npz(target, feats)
+            except (ValueError, TypeError, OSError, MemoryError, cv2.error) as exc:
+                failures.append((str(path), reason(path, exc)))
                 continue
             written += 1
-            continue
-        stem = path.stem
-        if stem in stems:
-            failures.append((str(path), f"same stem as {stems[stem]}; its .npz would be overwritten"))
-            continue
-        try:
-            feats = extractor.extract(path)
-        except (ValueError, TypeError) as exc:
-            failures.append((str(path), str(exc)))
-            continue
-        stems[stem] = path
-        np.savez(out / f"{stem}.npz", keypoints=feats["keypoints"], scores=feats["scores"],
-                 descriptors=feats["descriptors"])
-        written += 1
-    for path, reason in failures:
-        print(f"failed: {path}: {reason}", file=sys.stderr)
-    what = f"{written} image(s) to {out / 'features.h5'}" if args.format == "h5" else f"{written} file(s) to {out}"
-    print(f"wrote {what}; {len(failures)} failed")
+    for path, why in failures:
+        print(f"failed: {path}: {why}", file=sys.stderr)
+    where = h5 if args.format == "h5" else out
+    skip = f", skipped {skipped} already done (--overwrite redoes them)" if skipped else ""
+    print(f"wrote {written} image(s) to {where}{skip}; {len(failures)} failed")
     return 1 if failures else 0

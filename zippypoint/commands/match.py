@@ -18,25 +18,32 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_picture_path(path: str, option: str = "--out") -> None:
+    """UsageError unless OpenCV can write a picture to ``path`` (checked before any work)."""
+    import cv2
+
+    from zippypoint.cli import UsageError
+
+    if not cv2.haveImageWriter(str(path)):
+        raise UsageError(f"{option} {path}: OpenCV cannot write this file type; use .png or .jpg")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
     from pathlib import Path
 
     import cv2
 
+    from zippypoint.commands._common import extractor_config
     from zippypoint.io import read_image
     from zippypoint.matching import match_and_fit
-    from zippypoint.model.weights import WeightsError
     from zippypoint.viz import draw_matches
 
-    try:
-        extractor = make_extractor(args)
-        images = [read_image(p) for p in (args.image1, args.image2)]
-        f1, f2 = (extractor.extract(im) for im in images)
-    except (WeightsError, FileNotFoundError, ValueError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    check_picture_path(args.out)
+    config = extractor_config(args)
+    images = [read_image(p, max_pixels=config.max_pixels) for p in (args.image1, args.image2)]
+    extractor = make_extractor(args)
+    f1, f2 = (extractor.extract(im) for im in images)
     result = match_and_fit(f1, f2, ratio=None if args.ratio >= 1 else args.ratio)
     summary = {
         "keypoints": [len(f1["scores"]), len(f2["scores"])],
@@ -52,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     picture = draw_matches(images[0], images[1], f1["keypoints"], f2["keypoints"], result.matches, result.inliers,
                            title=f"{summary['matches']} matches, {summary['inliers']} inliers")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), picture)
+    if not cv2.imwrite(str(args.out), picture):
+        raise OSError(f"could not write {args.out}")
     print(f"wrote {args.out}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

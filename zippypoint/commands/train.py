@@ -27,28 +27,55 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def load_config(args: argparse.Namespace):
+    """The stage config with the command-line overrides; ``UsageError`` naming the fix for a missing file,
+    invalid JSON, unknown keys or bad values (before torch is imported or any work starts)."""
+    from pathlib import Path
+
+    from zippypoint.cli import UsageError
+    from zippypoint.train.config import TrainConfig
+
+    try:
+        cfg = TrainConfig.from_file(args.config)
+    except FileNotFoundError:
+        raise UsageError(f"--config {args.config}: no such file; pass a stage config JSON such as "
+                         "configs/stage1_fp.json (see configs/)") from None
+    except ValueError as exc:
+        raise UsageError(f"--config {args.config}: {exc}; fix the file (see configs/ for valid configs)") from None
+    overrides = {k: v for k, v in {"init": args.init, "epochs": args.epochs, "max_steps": args.max_steps,
+                                   "max_minutes": args.max_minutes,
+                                   "batch_size": args.batch_size}.items() if v is not None}
+    try:
+        cfg = cfg.replace(**overrides) if overrides else cfg
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{exc}; check the overriding options") from None
+    if not Path(args.data).is_dir():
+        raise UsageError(f"--data {args.data}: no such folder; pass a folder of training photos")
+    if cfg.init is not None and not Path(cfg.init).is_file():
+        raise UsageError(f"init weights not found: {cfg.init}; pass --init FILE.safetensors or fix the config")
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
+
+    cfg = load_config(args)
 
     import torch
 
-    from zippypoint.train.config import TrainConfig
     from zippypoint.train.trainer import TrainingAborted, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig.from_file(args.config)
-    overrides = {k: v for k, v in {"init": args.init, "epochs": args.epochs, "max_steps": args.max_steps,
-                                   "max_minutes": args.max_minutes,
-                                   "batch_size": args.batch_size}.items() if v is not None}
-    if overrides:
-        cfg = cfg.replace(**overrides)
     try:
         summary = train(cfg, args.data, args.out, resume=not args.no_resume, dry_run=args.dry_run,
                         overfit_batch=args.overfit_batch, device=args.device, hpatches=args.hpatches)
-    except (TrainingAborted, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except TrainingAborted as exc:
+        import sys
+
+        from zippypoint.cli import EXIT_FAILED, error_line
+
+        print(f"zippypoint train: error: training stopped: {error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps(summary, indent=2))
     return 0

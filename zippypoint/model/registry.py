@@ -92,7 +92,7 @@ def load_pretrained(model, name: str) -> None:
     path = preset.weights_path()
     if path is None or not path.exists():
         raise WeightsError(
-            f"no pretrained weights are shipped for {name!r} (looked for {path}). "
+            f"no pretrained weights are shipped for {name!r}{f' (looked for {path})' if path else ''}. "
             "Train them with `zippypoint train` or pass pretrained=False for random weights."
         )
     sha = _expected_sha256(preset)

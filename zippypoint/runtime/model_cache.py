@@ -17,13 +17,19 @@ from pathlib import Path
 FORMATS = ("onnx", "onnx-int8")
 # bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
 RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3}
-PACKAGED_DIR = Path(__file__).resolve().parent.parent / "weights"
 CALIBRATION_SUBDIR = "train-images"  # under $ZIPPYPOINT_DATA
 
 
 def cache_dir() -> Path:
     root = os.environ.get("ZIPPYPOINT_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "zippypoint") / "exports"
+
+
+def packaged_dir() -> Path:
+    """The package's weights folder, where packaged exports sit beside the shipped safetensors."""
+    from zippypoint.model.registry import WEIGHTS_DIR
+
+    return WEIGHTS_DIR
 
 
 def packaged_name(preset: str, fmt: str) -> str:
@@ -33,8 +39,8 @@ def packaged_name(preset: str, fmt: str) -> str:
 
 def packaged_card(preset: str, fmt: str) -> dict | None:
     """The card (JSON) of the packaged export of ``preset`` in ``fmt``, or None when none is shipped."""
-    card = PACKAGED_DIR / (packaged_name(preset, fmt) + ".card.json")
-    if not card.is_file() or not (PACKAGED_DIR / packaged_name(preset, fmt)).is_file():
+    card = packaged_dir() / (packaged_name(preset, fmt) + ".card.json")
+    if not card.is_file() or not (packaged_dir() / packaged_name(preset, fmt)).is_file():
         return None
     return json.loads(card.read_text())
 
@@ -61,7 +67,7 @@ def packaged_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
         return None
     if card.get("weights_sha256") != _weights_sha256(preset, weights):
         return None
-    path = PACKAGED_DIR / packaged_name(preset, fmt)
+    path = packaged_dir() / packaged_name(preset, fmt)
     digest = sha256_file(path)
     if digest != card.get("sha256"):
         raise WeightsError(f"sha256 mismatch for the packaged model {path}: expected {card.get('sha256')}, got "
