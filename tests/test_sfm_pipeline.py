@@ -157,6 +157,26 @@ def test_evaluate_pose_bad_input(kitti, tmp_path, capsys):
     assert "missing.jpg" in capsys.readouterr().err
 
 
+def test_map_pairs_and_medoid_descriptor(tmp_path):
+    from zippypoint.sfm.colmap_map import make_pairs, medoid_descriptor
+
+    names = ["a", "b", "c", "d"]
+    assert make_pairs(names, "exhaustive") == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    assert make_pairs(names, "sequential", overlap=1) == [("a", "b"), ("b", "c"), ("c", "d")]
+    (tmp_path / "p.txt").write_text("a c\n# comment\nb d\n")
+    assert make_pairs(names, str(tmp_path / "p.txt")) == [("a", "c"), ("b", "d")]
+    (tmp_path / "bad.txt").write_text("a z\n")
+    with pytest.raises(ValueError, match="bad.txt:1"):
+        make_pairs(names, str(tmp_path / "bad.txt"))
+    # the medoid of a track: the descriptor closest to all others (here the one with a single flipped bit)
+    base = np.zeros(32, np.uint8)
+    track = np.stack([base ^ np.eye(32, dtype=np.uint8)[0] * 3, base, base ^ np.eye(32, dtype=np.uint8)[5] * 1,
+                      base ^ np.eye(32, dtype=np.uint8)[9] * 255])
+    np.testing.assert_array_equal(medoid_descriptor(track, "binary"), base)
+    floats = np.array([[0.0, 0], [1, 0], [0.1, 0], [5, 5]], np.float32)
+    np.testing.assert_array_equal(medoid_descriptor(floats, "float"), floats[2])
+
+
 pycolmap = pytest.importorskip("pycolmap")
 
 
