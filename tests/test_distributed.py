@@ -7,6 +7,7 @@ nothing half-written, and the re-run must end with every image exactly once.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -268,8 +269,13 @@ def test_local_ray_equals_single_process_and_resumes(local_ray, int8_model, phot
     assert matched.matched == len(pairs)
     _assert_matches_equal(out, reference, pairs)
 
-    again = extract_collection(str(photo_folder), out, _options(int8_model, shard_size=2, workers=1), **QUIET)
-    assert (again.extracted, again.skipped_shards) == (0, 4)  # everything finished: nothing redone
+    from zippypoint.cli import main
+
+    code = main(["distributed", "extract", str(photo_folder), "--out", str(out), "--model", str(int8_model),
+                 "--shard-size", "2", "--workers", "1", "--quiet", "--json", str(tmp_path / "again.json")])
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert code == 1 and again["errors"] == [["seq_b/broken.png", again["errors"][0][1]]]  # the bad file
+    assert (again["extracted"], again["skipped_shards"]) == (0, 4)  # everything finished: nothing redone
     assert match_collection(out, pairs, MatchingOptions(pairs_per_task=3), **QUIET).skipped_tasks == matched.tasks
     with pytest.raises(ValueError, match="different extract run"):
         extract_collection(str(photo_folder), out, _options(int8_model, shard_size=3), **QUIET)

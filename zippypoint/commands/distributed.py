@@ -46,12 +46,27 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", default=None, nargs="?", const="auto", metavar="ADDRESS",
                    help="join a running Ray cluster ('auto', host:6379 or ray://host:10001); "
                         "without it a local instance is started")
+    p.add_argument("--runtime-env", default=None, metavar="JSON",
+                   help="Ray runtime environment for the workers, as JSON or a .json file "
+                        "(e.g. '{\"pip\": [\"zippypoint[distributed]\"]}')")
     p.add_argument("--workers", type=int, default=2, help="Ray actors (each loads the model once)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (and Ray CPUs) per actor")
     p.add_argument("--format", choices=("parquet", "h5"), default="parquet",
                    help="parquet (one row per image / pair) or h5 (hloc's layout), one file per shard")
     p.add_argument("--json", default=None, help="also write the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _runtime_env(text: str | None) -> dict | None:
+    import json
+    from pathlib import Path
+
+    if not text:
+        return None
+    value = json.loads(Path(text).read_text() if text.endswith(".json") else text)
+    if not isinstance(value, dict):
+        raise ValueError(f"--runtime-env must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _finish(result, args) -> None:
@@ -75,7 +90,8 @@ def run_extract(args: argparse.Namespace) -> int:
             max_keypoints=args.max_keypoints or None, score_threshold=args.score_threshold,
             nms_radius=args.nms_radius, resize=args.resize, shard_size=args.shard_size, format=args.format,
             workers=args.workers, threads_per_worker=args.threads)
-        result = extract_collection(args.source, args.out, options, address=args.ray, progress=not args.quiet)
+        result = extract_collection(args.source, args.out, options, address=args.ray,
+                                    runtime_env=_runtime_env(args.runtime_env), progress=not args.quiet)
     except (WeightsError, FileNotFoundError, ValueError, TypeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -104,7 +120,7 @@ def run_match(args: argparse.Namespace) -> int:
                                   pairs_per_task=args.pairs_per_task, format=args.format, workers=args.workers,
                                   threads_per_worker=args.threads)
         result = match_collection(args.features, pairs, options, out_dir=args.out, address=args.ray,
-                                  progress=not args.quiet)
+                                  runtime_env=_runtime_env(args.runtime_env), progress=not args.quiet)
     except (FileNotFoundError, ValueError, TypeError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

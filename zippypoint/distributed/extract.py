@@ -128,9 +128,9 @@ class ShardExtractor:
         return (image.shape[1], image.shape[0]), self.extractor.extract(image)
 
     def __call__(self, batch: dict) -> dict:
-        out = {"shard": [], "images": [], "failed": [], "seconds": []}
+        out = {"shard": [], "images": [], "failed": [], "seconds": [], "cpu_seconds": []}
         for shard, names, paths in zip(batch["shard"], batch["names"], batch["paths"], strict=True):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             records, errors = [], []
             for name, path in zip(names, paths, strict=True):
                 try:
@@ -144,6 +144,7 @@ class ShardExtractor:
             out["images"].append(len(records))
             out["failed"].append(len(errors))
             out["seconds"].append(time.perf_counter() - start)
+            out["cpu_seconds"].append(time.process_time() - cpu_start)  # this worker's CPU time on the shard
         return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -183,6 +184,8 @@ class ExtractionResult:
     shards: int  # shards in the plan
     skipped_shards: int  # shards already finished before this run
     seconds: float  # wall time of the Ray part
+    worker_seconds: float  # wall time the workers spent on shards in this run, summed over workers
+    worker_cpu_seconds: float  # CPU time of the worker processes on those shards
     errors: list  # [(name, error)] over all shards
 
     def to_dict(self) -> dict:
@@ -193,12 +196,14 @@ class ExtractionResult:
 
 
 def extract_collection(source: str, out_dir: str | Path, options: ExtractionOptions = ExtractionOptions(), *,
-                       filesystem=None, address: str | None = None, progress: bool = True,
-                       worker_class: type = ShardExtractor) -> ExtractionResult:
+                       filesystem=None, address: str | None = None, runtime_env: dict | None = None,
+                       progress: bool = True, worker_class: type = ShardExtractor) -> ExtractionResult:
     """Extract features of every image of ``source`` into ``out_dir`` shards with Ray (see module docstring).
 
     ``address``: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``); None = the running Ray instance
-    of this process, or a new local one. ``worker_class``: the actor class (a ShardExtractor subclass).
+    of this process, or a new local one. ``runtime_env``: Ray's runtime environment when this call connects
+    (e.g. ``{"pip": ["zippypoint[distributed]"]}``). ``worker_class``: the actor class (a ShardExtractor
+    subclass).
     """
     from zippypoint.distributed.sources import list_images
 
@@ -221,20 +226,23 @@ def extract_collection(source: str, out_dir: str | Path, options: ExtractionOpti
     rows = [{"shard": k, "names": names[ranges[k][0]:ranges[k][1]],
              "paths": [e.path for e in entries[ranges[k][0]:ranges[k][1]]]} for k in pending]
     extracted = failed = 0
+    worker_seconds = worker_cpu_seconds = 0.0
     start = time.perf_counter()
     if rows:
         summaries = _run_actors(rows, worker_class, dict(
             model_files=model_files, model_name=model_path.name, runtime=options.runtime,
             config=options.extractor_config(), threads=options.threads_per_worker,
             out_dir=str(out_dir.resolve()), fmt=options.format, filesystem=filesystem),
-            options.workers, options.threads_per_worker, address, progress,
+            options.workers, options.threads_per_worker, address, runtime_env, progress,
             total=sum(len(r["names"]) for r in rows), unit="img", desc="extract")
         extracted = sum(int(s["images"]) for s in summaries)
         failed = sum(int(s["failed"]) for s in summaries)
+        worker_seconds = sum(float(s["seconds"]) for s in summaries)
+        worker_cpu_seconds = sum(float(s["cpu_seconds"]) for s in summaries)
     seconds = time.perf_counter() - start
     errors = collect_errors(out_dir, len(ranges))
     result = ExtractionResult(out_dir, len(names), extracted, failed, len(ranges), len(ranges) - len(pending),
-                              seconds, errors)
+                              seconds, worker_seconds, worker_cpu_seconds, errors)
     write_json_atomic(out_dir / "extract-summary.json", result.to_dict())
     return result
 
@@ -256,13 +264,14 @@ def feature_files(out_dir: str | Path) -> list[Path]:
 
 
 def _run_actors(rows: list[dict], worker_class: type, constructor_kwargs: dict, workers: int, cpus: int,
-                address: str | None, progress: bool, total: int, unit: str, desc: str) -> list[dict]:
+                address: str | None, runtime_env: dict | None, progress: bool, total: int, unit: str,
+                desc: str) -> list[dict]:
     """Hand ``rows`` (one work item each) to ``workers`` actors of ``worker_class``; the per-row summaries."""
     import ray
 
     from zippypoint.distributed.cluster import ensure_ray
 
-    ensure_ray(address)
+    ensure_ray(address, runtime_env=runtime_env)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # our own bar counts images, Ray's would count shards
     ctx.execution_options.preserve_order = True

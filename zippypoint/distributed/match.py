@@ -171,10 +171,10 @@ class MatchingResult:
 
 def match_collection(features_dir: str | Path, pairs: list[tuple[str, str]],
                      options: MatchingOptions = MatchingOptions(), *, out_dir: str | Path | None = None,
-                     address: str | None = None, progress: bool = True,
+                     address: str | None = None, runtime_env: dict | None = None, progress: bool = True,
                      worker_class: type = PairMatcher) -> MatchingResult:
     """Match ``pairs`` using the feature shards in ``features_dir``; matches go to ``out_dir`` (default: the
-    same folder). See the module docstring."""
+    same folder); ``address`` and ``runtime_env`` as for ``extract_collection``. See the module docstring."""
     features_dir = Path(features_dir)
     out_dir = Path(out_dir) if out_dir is not None else features_dir
     files = feature_files(features_dir)
@@ -194,7 +194,7 @@ def match_collection(features_dir: str | Path, pairs: list[tuple[str, str]],
     if pending:
         summaries = _run_actors(pending, worker_class, dict(
             matcher_kwargs=options.matcher_kwargs(), out_dir=str(out_dir.resolve()), fmt=options.format),
-            options.workers, options.threads_per_worker, address, progress,
+            options.workers, options.threads_per_worker, address, runtime_env, progress,
             total=sum(len(t["name0"]) for t in pending), unit="pair", desc="match")
         matched = sum(int(s["pairs"]) for s in summaries)
     result = MatchingResult(out_dir, len(pairs), matched, len(tasks), len(tasks) - len(pending),
