@@ -133,3 +133,23 @@ def test_near_duplicate_share_and_rotation_sweep_on_sift(photo_bgr):
     res = rotation_sweep(sift, [photo], angles=(0, 30))
     assert res["0"] > 0.95  # the same image: nearly every match is correct
     assert 0 < res["30"] <= 1
+
+
+def test_float_ablation_features_share_the_keypoints_of_the_binary_ones(photo_bgr):
+    import cv2
+
+    from zippypoint.model.registry import create_model
+    from zippypoint.train.diagnostics import dense_maps, features_from_dense
+
+    torch.manual_seed(0)
+    model = create_model("zippypoint").eval()
+    dense, size = dense_maps(model, cv2.resize(photo_bgr, (160, 120), interpolation=cv2.INTER_AREA))
+    binary = features_from_dense(dense, size, 100)
+    floats = features_from_dense(dense, size, 100, descriptors="float")
+    assert np.array_equal(binary["keypoints"], floats["keypoints"])
+    assert binary["descriptors"].dtype == np.uint8 and floats["descriptors"].shape == (len(binary["scores"]), 256)
+    assert np.allclose(np.linalg.norm(floats["descriptors"], axis=1), 1, atol=1e-5)
+    deduped = features_from_dense(dense, size, 100, dedupe_radius=2.0)
+    kp = deduped["keypoints"]
+    d = np.linalg.norm(kp[:, None] - kp[None], axis=-1) + np.eye(len(kp)) * 99
+    assert d.min() >= 2.0

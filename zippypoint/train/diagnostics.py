@@ -47,11 +47,18 @@ def dense_maps(model, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], tup
     return {k: v[0].numpy() for k, v in out.items()}, (image_bgr.shape[1], image_bgr.shape[0])
 
 
-def features_from_dense(dense: dict, size: tuple[int, int], max_keypoints: int, dedupe_radius: float = 0.0) -> dict:
-    from zippypoint.postprocess import PostprocessConfig, dense_to_features
+def features_from_dense(dense: dict, size: tuple[int, int], max_keypoints: int, dedupe_radius: float = 0.0,
+                        descriptors: str = "binary") -> dict:
+    """Features of the deployed post-processing; ``descriptors="float"`` replaces the packed 64-of-256 codes by
+    the unit-length raw descriptors the same network samples at the same keypoints (the binarisation ablation)."""
+    from zippypoint.postprocess import PostprocessConfig, dense_to_features, sample_descriptors
 
     cfg = PostprocessConfig(max_keypoints=max_keypoints, dedupe_radius=dedupe_radius)
-    return dense_to_features(dense["scores"], dense["keypoints"], dense["descriptors"], image_size=size, config=cfg)
+    feats = dense_to_features(dense["scores"], dense["keypoints"], dense["descriptors"], image_size=size, config=cfg)
+    if descriptors == "float":
+        raw = sample_descriptors(dense["descriptors"], feats["keypoints"], size)
+        feats = {**feats, "descriptors": raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)}
+    return feats
 
 
 def near_duplicate_share(keypoints: np.ndarray, radius: float = 2.0) -> float:
@@ -63,9 +70,11 @@ def near_duplicate_share(keypoints: np.ndarray, radius: float = 2.0) -> float:
     return float((d.min(1) < radius).mean())
 
 
-def evaluate_dev(model, root: str | Path, size=(320, 240), top_k: int = 300, dedupe=(0.0, 2.0)) -> dict:
+def evaluate_dev(model, root: str | Path, size=(320, 240), top_k: int = 300, dedupe=(0.0, 2.0),
+                 descriptors: str = "binary") -> dict:
     """HPatches-protocol means on ``root`` for each dedupe radius (network run once per image), plus the
-    share of near-duplicate keypoints and distinct correct matches (MMA@3 x matches) per pair."""
+    share of near-duplicate keypoints and distinct correct matches (MMA@3 x matches) per pair.
+    ``descriptors``: "binary" (deployed) or "float" (raw descriptors of the same network, L2 matching)."""
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
     from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
     from zippypoint.methods.registry import candidate_budget
@@ -81,11 +90,11 @@ def evaluate_dev(model, root: str | Path, size=(320, 240), top_k: int = 300, ded
             sizes[k] = (image.shape[1], image.shape[0])
             dense[k] = dense_maps(model, resize_image(image, size))[0]
         for r in dedupe:
-            feats = {k: features_from_dense(d, size, budget, r) for k, d in dense.items()}
+            feats = {k: features_from_dense(d, size, budget, r, descriptors) for k, d in dense.items()}
             dups[r].append(near_duplicate_share(feats[1]["keypoints"][:top_k]))
             for pair in seq.pairs():
                 h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
-                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, "binary")
+                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, descriptors)
                 rows[r].append((v["repeatability"], v["localization_error"], v["correctness_3"], v["mma"][i3],
                                 v["mma"][i3] * v["matches"]))
     out = {}
@@ -195,6 +204,9 @@ def main(argv=None) -> int:
     parser.add_argument("--images", default="../shared/data/train-images", help="photo folder (shift, rotation)")
     parser.add_argument("--photos", type=int, default=20, help="development photos used (shift, rotation)")
     parser.add_argument("--methods", default="zippypoint,sift", help="rotation: methods of zippypoint.methods")
+    parser.add_argument("--descriptors", choices=("binary", "float"), default="binary",
+                        help="dev: deployed 64-of-256 codes, or the same network's float descriptors")
+    parser.add_argument("--dedupe", default="0,2", help="dev: dedupe radii (px) to compare")
     parser.add_argument("--resolution", default="320x240:300", help="WxH:TOPK")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -208,13 +220,15 @@ def main(argv=None) -> int:
         for w in tqdm(weights, desc="weights"):
             model = load_model(args.preset, w)
             for root in args.data:
-                res = evaluate_dev(model, root, size, top_k)
+                res = evaluate_dev(model, root, size, top_k, tuple(float(r) for r in args.dedupe.split(",")),
+                                   args.descriptors)
                 data.setdefault(w, {})[str(root)] = res
                 for key, v in res.items():
                     lines.append(f"| {Path(w).name} | {Path(root).name} | {key.split('_')[1]} | {v['repeatability']:.3f} | "
                                  f"{v['localization_error']:.3f} | {v['correctness_3']:.3f} | {v['mma_3']:.3f} | "
                                  f"{v['correct_matches']:.1f} | {v['near_duplicates_2px']:.3f} |")
-        _write(args.out, "dev", {"resolution": args.resolution, "results": data}, lines)
+        _write(args.out, f"dev-{args.descriptors}", {"resolution": args.resolution, "descriptors": args.descriptors,
+                                                      "results": data}, lines)
     elif args.test == "shift":
         photos = dev_photos(args.images, args.photos, size)
         data, lines = {}, ["| weights | " + " | ".join(f"{s:g} px" for s in SHIFTS) + " | saturated |",
@@ -238,7 +252,8 @@ def main(argv=None) -> int:
             data[name] = res
             lines.append(f"| {name} | " + " | ".join(f"{res[str(a)]:.3f}" for a in ANGLES) + " |")
         _write(args.out, "rotation", {"photos": len(photos), "resolution": args.resolution, "mma_3": data}, lines)
-    print((args.out / f"{args.test}.md").read_text())
+    name = f"dev-{args.descriptors}" if args.test == "dev" else args.test
+    print((args.out / f"{name}.md").read_text())
     return 0
 
 
