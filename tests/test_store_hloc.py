@@ -128,3 +128,14 @@ def test_extract_format_h5_writes_hloc_layout(shared_data, tmp_path):
     assert 0 < n <= 300 and f["descriptors"].shape == (n, 32) and f["descriptors"].dtype == np.uint8
     assert (unpack_bits(f["descriptors"]).sum(1) == 64).all()
     assert (np.diff(f["scores"]) <= 0).all()
+
+
+def test_binary_as_float_store_keeps_hamming_order(tmp_path):
+    rng = np.random.default_rng(5)
+    f = _features(9, rng)
+    write_features(tmp_path / "f.h5", "a.jpg", f, (20, 20), binary_as_float=True)
+    with h5py.File(tmp_path / "f.h5", "r") as h:
+        ds = h["a.jpg"]["descriptors"]
+        assert ds.shape == (256, 9) and ds.dtype == np.float16 and ds.attrs["descriptor_kind"] == "binary-as-float"
+    back = read_features(tmp_path / "f.h5", "a.jpg")["descriptors"].astype(np.float32)
+    np.testing.assert_array_equal(back, unpack_to_float(f["descriptors"]))  # exact in float16

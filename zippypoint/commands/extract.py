@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("npz", "h5"), default="npz",
                    help="npz: one DIR/<path>.npz per image; h5: DIR/features.h5 in hloc's layout "
                         "(one group per image path relative to its input folder; see zippypoint.store.hloc)")
+    p.add_argument("--h5-descriptors", choices=("packed", "float"), default="packed",
+                   help="with --format h5: packed uint8 bits [32,N] (default) or unit +-1 float16 vectors [256,N] "
+                        "for float-only matchers (same nearest neighbours as Hamming)")
     p.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
     add_extractor_args(p)
     p.set_defaults(func=run)
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                 if target is None:
                     from zippypoint.store.hloc import write_features
 
-                    write_features(h5, name, feats, (image.shape[1], image.shape[0]))
+                    write_features(h5, name, feats, (image.shape[1], image.shape[0]),
+                                   binary_as_float=args.h5_descriptors == "float")
                 else:
                     save_npz(target, feats)
             except (ValueError, TypeError, OSError, MemoryError, cv2.error) as exc:

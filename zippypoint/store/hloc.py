@@ -11,6 +11,8 @@ features.h5 holds one group per image name; a name with ``/`` becomes nested gro
   attributes ``descriptor_kind = "binary"``, ``descriptor_bits = 8 * B`` and ``bit_order =
   "lsb-first"``: bit ``j`` of keypoint ``i`` is ``(descriptors[j // 8, i] >> (j % 8)) & 1``.
   Float pipelines that cannot read packed bits use :func:`unpack_to_float` first.
+  With ``binary_as_float`` the bits are stored as float16 [8B, N] unit +-1 vectors instead
+  (``descriptor_kind = "binary-as-float"``), readable by float-only matchers.
 - ``image_size``  int64 [2]       (width, height) of the image the keypoints refer to.
 
 matches.h5 holds one group per pair, named by :func:`names_to_pair` (``name0/name1`` with any
@@ -51,11 +53,14 @@ def names_to_pair(name0: str, name1: str, separator: str = "/") -> str:
                            _check_name(name1, "name1").replace("/", "-")))
 
 
-def write_features(h5_path: str | Path, name: str, features: dict, image_size: tuple[int, int]) -> None:
+def write_features(h5_path: str | Path, name: str, features: dict, image_size: tuple[int, int], *,
+                   binary_as_float: bool = False) -> None:
     """Add (or replace) the features of image ``name`` in ``h5_path`` (created if missing).
 
     ``features``: keypoints [N,2], scores [N], descriptors [N,D] (uint8 packed bits or float);
-    ``image_size``: (width, height).
+    ``image_size``: (width, height). ``binary_as_float``: store packed bits as the unit +-1 vectors of
+    :func:`unpack_to_float` (float16 [8B, N], exact; 16x larger) for pipelines that only read float
+    descriptors (hloc's nearest-neighbour matcher then ranks exactly as Hamming would).
     """
     name = _check_name(name)
     kpts = np.asarray(features["keypoints"], dtype=np.float32)
@@ -69,7 +74,11 @@ def write_features(h5_path: str | Path, name: str, features: dict, image_size: t
     if desc.ndim != 2 or desc.shape[0] != n:
         raise ValueError(f"descriptors: expected shape [{n}, D], got {desc.shape}")
     binary = desc.dtype == np.uint8
-    if not binary:
+    as_float = binary and binary_as_float
+    if as_float:
+        desc = unpack_to_float(desc).astype(np.float16)
+        binary = False
+    elif not binary:
         desc = desc.astype(np.float32, copy=False)
     size = np.asarray(image_size, dtype=np.int64).reshape(-1)
     if size.shape != (2,) or (size <= 0).any():
@@ -87,7 +96,7 @@ def write_features(h5_path: str | Path, name: str, features: dict, image_size: t
             ds.attrs["descriptor_bits"] = 8 * desc.shape[1]
             ds.attrs["bit_order"] = BIT_ORDER
         else:
-            ds.attrs["descriptor_kind"] = "float"
+            ds.attrs["descriptor_kind"] = "binary-as-float" if as_float else "float"
         grp.create_dataset("image_size", data=size)
 
 
