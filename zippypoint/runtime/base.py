@@ -15,6 +15,7 @@ Batches (``extract_batch``) are padded to the largest N with a boolean ``mask`` 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,26 @@ class StagedExtractor:
             out["descriptors"][i, :k] = f["descriptors"]
             out["mask"][i, :k] = True
         return out
+
+
+class ExportedExtractor(StagedExtractor):
+    """Base of the runtimes that run an exported model file describing itself (``ExportMetadata``): the input
+    channels and the descriptor weight come from the file. ``load()`` must set ``self._metadata``."""
+
+    _metadata = None
+
+    def load(self) -> ExportedExtractor:
+        raise NotImplementedError
+
+    @property
+    def metadata(self):
+        """The model file's ``zippypoint.export.metadata.ExportMetadata`` (opens the model if needed)."""
+        return self.load()._metadata
+
+    @property
+    def in_channels(self) -> int:
+        return self.metadata.in_channels
+
+    def postprocess_config(self) -> PostprocessConfig:
+        """The shared post-processing with the descriptor weight the export records."""
+        return dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)

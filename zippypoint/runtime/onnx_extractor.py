@@ -5,19 +5,17 @@ Same stages, output contract and options as every runtime (``zippypoint.runtime.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
-from zippypoint.postprocess import PostprocessConfig
-from zippypoint.runtime.base import ExtractorConfig, StagedExtractor, make_config
+from zippypoint.runtime.base import ExportedExtractor, ExtractorConfig, make_config
 
 OUTPUT_NAMES = ("scores", "keypoints", "descriptors")
 
 
-class OnnxExtractor(StagedExtractor):
+class OnnxExtractor(ExportedExtractor):
     """Detect and describe with an exported ZippyPoint ONNX model.
 
     ``model_path``: a file written by ``zippypoint export --format onnx|onnx-int8``; it is opened on first use
@@ -60,14 +58,6 @@ class OnnxExtractor(StagedExtractor):
             self._session, self._metadata = session, meta
         return self
 
-    @property
-    def metadata(self) -> ExportMetadata:
-        return self.load()._metadata
-
-    @property
-    def in_channels(self) -> int:
-        return self.metadata.in_channels
-
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the network on a prepared float32 batch (B, C, H, W) in [0, 1], H and W multiples of 8 (>= 24).
 
@@ -77,10 +67,6 @@ class OnnxExtractor(StagedExtractor):
         self.check_batch(batch)
         out = self._session.run(list(OUTPUT_NAMES), {self._session.get_inputs()[0].name: batch})
         return dict(zip(OUTPUT_NAMES, out, strict=True))
-
-    def postprocess_config(self) -> PostprocessConfig:
-        """The shared post-processing with the descriptor weight the export records."""
-        return dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)
 
     def __repr__(self) -> str:
         return f"OnnxExtractor({str(self.model_path)!r}, config={self.config})"

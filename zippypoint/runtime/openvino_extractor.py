@@ -13,21 +13,19 @@ size (a few sizes are kept; the first image of a new size pays the compilation, 
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
-from zippypoint.postprocess import PostprocessConfig
-from zippypoint.runtime.base import ExtractorConfig, StagedExtractor, make_config
+from zippypoint.runtime.base import ExportedExtractor, ExtractorConfig, make_config
 
 OUTPUT_NAMES = ("scores", "keypoints", "descriptors")
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}  # as in zippypoint.export.openvino_export (torch-free here)
 
 
-class OpenVinoExtractor(StagedExtractor):
+class OpenVinoExtractor(ExportedExtractor):
     """Detect and describe with an exported ZippyPoint OpenVINO IR (``.xml`` with its ``.bin``).
 
     ``model_path``: the ``.xml`` file; opened on first use (or by :meth:`load`). ``config`` / keyword overrides:
@@ -73,14 +71,6 @@ class OpenVinoExtractor(StagedExtractor):
             self._core, self._model, self._metadata = core, model, meta
         return self
 
-    @property
-    def metadata(self) -> ExportMetadata:
-        return self.load()._metadata
-
-    @property
-    def in_channels(self) -> int:
-        return self.metadata.in_channels
-
     def compiled(self, shape: tuple[int, int, int, int]):
         """The network compiled for input ``shape`` (B, C, H, W) (compiled on first request, then cached)."""
         self.load()
@@ -108,25 +98,11 @@ class OpenVinoExtractor(StagedExtractor):
         Returns numpy dense maps: scores (B,1,H/8,W/8), keypoints (B,2,H/8,W/8), descriptors (B,256,H/4,W/4).
         """
         self.load()
-        if not isinstance(batch, np.ndarray):
-            raise TypeError(f"expected a numpy array, got {type(batch).__name__}")
-        c = self.in_channels
-        if batch.ndim != 4 or batch.shape[1] != c:
-            raise ValueError(f"expected a batch of shape (B, {c}, H, W), got {batch.shape}")
-        if batch.dtype != np.float32:
-            raise TypeError(f"expected float32 in [0, 1], got dtype {batch.dtype}")
-        b, _, h, w = batch.shape
-        if b == 0:
-            raise ValueError("empty batch (B = 0)")
-        if h % 8 or w % 8 or h < 24 or w < 24:
-            raise ValueError(f"height and width must be multiples of 8 and >= 24, got {h}x{w}")
+        self.check_batch(batch)
         compiled = self.compiled(batch.shape)
         request = self._requests[tuple(batch.shape)]
         result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True)
         return {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
-
-    def postprocess_config(self) -> PostprocessConfig:
-        return dataclasses.replace(self.config.postprocess(), descriptor_ones=self.metadata.descriptor_ones)
 
     def __repr__(self) -> str:
         return f"OpenVinoExtractor({str(self.model_path)!r}, config={self.config})"
