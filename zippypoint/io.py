@@ -127,6 +127,15 @@ def image_header_size(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
+def _truncated_jpeg(data: np.ndarray) -> bool:
+    """A JPEG whose last scan has no end-of-image marker after it: OpenCV would decode it with a grey band
+    and only a warning. (An EXIF thumbnail's own marker comes before the main scan, so it does not count.)"""
+    raw = data.tobytes()
+    if raw[:2] != b"\xff\xd8":
+        return False
+    return raw.rfind(b"\xff\xd9") < raw.rfind(b"\xff\xda")
+
+
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as decoded by OpenCV (IMREAD_UNCHANGED): uint8/uint16, gray/BGR/BGRA."""
     import cv2
@@ -147,6 +156,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.
     if size is not None and 0 in size:
         raise ImageReadError(f"{path}: the header says {size[0]}x{size[1]} pixels (an empty image)")
     data = np.fromfile(str(path), dtype=np.uint8)
+    if _truncated_jpeg(data):
+        raise ImageReadError(f"{path}: truncated JPEG (the data stops before its end-of-image marker)")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageReadError(f"{path}: not a decodable image (unknown format or corrupted file)")

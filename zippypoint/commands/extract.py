@@ -12,7 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("extract", help="detect and describe images; write DIR/<path>.npz",
                        description="Writes DIR/<image path relative to its input folder, suffix .npz> with arrays "
                                    "keypoints [N,2] float32, scores [N] float32 and descriptors [N,32] uint8 "
-                                   "(packed 256-bit, LSB-first); sub-folders are mirrored. Images are read one "
+                                   "(packed 256-bit, LSB-first); sub-folders are mirrored; a second image with the same stem in one "
+                                   "folder keeps its suffix (x.jpg -> x.npz, x.png -> x.png.npz). Images are read one "
                                    "at a time; outputs that exist are skipped (resume) unless --overwrite.")
     p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
@@ -110,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         name = output_name(path, args.inputs)
         target = out / Path(name).with_suffix(".npz") if args.format == "npz" else None
+        if target is not None and str(target) in claimed:  # x.jpg and x.png in one folder: x.npz, x.png.npz
+            target = out / f"{name}.npz"
         key = name if target is None else str(target)
         if key in claimed:
             failures.append((str(path), f"writes the same output as {claimed[key]} ({key}); rename one of them"))
