@@ -21,7 +21,7 @@ LAYERS = (
     ("zippypoint.resolve",),
     ("zippypoint.methods",),
     ("zippypoint.eval",),
-    ("zippypoint.bench", "zippypoint.train", "zippypoint.sfm", "zippypoint.distributed"),
+    ("zippypoint.bench", "zippypoint.train", "zippypoint.search", "zippypoint.sfm", "zippypoint.distributed"),
     ("zippypoint.demo", "zippypoint.cli", "zippypoint.commands"),
 )
 
