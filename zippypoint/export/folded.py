@@ -16,10 +16,9 @@ runtime can map onto its kernels:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zippypoint.model.network import BinaryResidualBlock, ConvBNAct, Downsample, ZippyPointNet
+from zippypoint.model.network import BinaryResidualBlock, ConvBNAct, Downsample, ZippyPointNet, head_maps
 from zippypoint.quant.quantizers import ActivationQuantizer, fake_quant_ste
 
 _BIG = torch.finfo(torch.float32).max
@@ -207,18 +206,21 @@ class FoldedZippyPoint(nn.Module):
         self.config = model.config
         with torch.no_grad():
             self.conv_in = _fold_cba(model.conv_in, rounding)
-            self.down1 = FoldedDownsample(model.down1, rounding)
+            self.down1 = FoldedDownsample(model.down1, rounding) if model.down1 is not None else None
+            stem = model.down1 if model.down1 is not None else model.conv_in  # a stride-2 stem has no down1
             self.down2 = FoldedDownsample(model.down2, rounding)
             self.down3 = FoldedDownsample(model.down3, rounding)
-            inputs = {"block1a": model.down1.proj.out_quant, "block1b": _block_output_quant(model.block1a),
+            stem_quant = stem.proj.out_quant if model.down1 is not None else stem.out_quant
+            inputs = {"block1a": stem_quant, "block1b": _block_output_quant(model.block1a),
                       "block2a": model.down2.proj.out_quant, "block2b": _block_output_quant(model.block2a),
                       "block3a": model.down3.proj.out_quant, "block3b": _block_output_quant(model.block3a),
                       "block4a": _block_output_quant(model.block3b), "block4b": _block_output_quant(model.block4a)}
             for name, quant in inputs.items():
                 step = quant.step if sign_as_threshold and quant.enabled else None
                 setattr(self, name, FoldedBinaryBlock(getattr(model, name), rounding, step))
-            for name in ("score_conv", "loc_conv", "desc_conv1", "desc_conv2", "desc_conv3"):
-                setattr(self, name, _fold_cba(getattr(model, name), rounding))
+            for name in ("head_conv", "score_conv", "loc_conv", "desc_conv1", "desc_conv2", "desc_conv3"):
+                if hasattr(model, name):  # the lean presets leave some out (shared head, descriptors at H/8)
+                    setattr(self, name, _fold_cba(getattr(model, name), rounding))
             self.score_out = _folded_conv(model.score_out, None)
             self.loc_out = _folded_conv(model.loc_out, None)
             self.desc_out = _folded_conv(model.desc_out, None)
@@ -226,15 +228,13 @@ class FoldedZippyPoint(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - 0.5) * self.config.input_scale
-        x = self.down1(self.conv_in(x))
+        x = self.conv_in(x)
+        if self.down1 is not None:
+            x = self.down1(x)
         x = self.block1b(self.block1a(x))
         x = self.block2b(self.block2a(self.down2(x)))
         x = self.block3b(self.block3a(self.down3(x)))
-        feat = self.block4b(self.block4a(x))
-        scores = torch.sigmoid(self.score_out(self.score_conv(feat)))
-        offsets = torch.tanh(self.loc_out(self.loc_conv(feat)))
-        desc = self.desc_conv2(self.desc_conv1(feat))
-        desc = self.desc_out(self.desc_conv3(F.pixel_shuffle(desc, 2)))
+        scores, offsets, desc = head_maps(self, self.block4b(self.block4a(x)))
         return {"scores": zero_border(scores), "keypoints": offsets_to_pixels(offsets), "descriptors": desc}
 
 

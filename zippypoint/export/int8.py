@@ -318,6 +318,8 @@ def export_int8(model, path: str | Path, metadata: ExportMetadata, calibration_i
     if not calibration_images:
         raise ValueError("int8 export needs calibration images (real photos); got none")
     options = options or Int8Options()
+    if model.down1 is None and options.fp32_first_convs > 1:  # stride-2 stem: one ±1 layer before the blocks
+        options = dataclasses.replace(options, fp32_first_convs=1)
     folded = FoldedZippyPoint(model.eval(), rounding=False, sign_as_threshold=options.sign == "threshold")
     proto = trace_to_onnx(folded, metadata.in_channels, opset=opset)
     recipe = {**options.to_dict(), "calibration_images": len(calibration_images),

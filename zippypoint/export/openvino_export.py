@@ -154,9 +154,6 @@ def export_openvino(model, path: str | Path, metadata: ExportMetadata, calibrati
 
     ``options`` / ``calibration_*``: as for the int8 ONNX export, whose calibrated int8 layers the IR keeps.
     """
-    import onnx
-    import openvino as ov
-
     from zippypoint.export.int8 import Int8Options, export_int8
 
     if metadata.format != "openvino":
@@ -167,17 +164,27 @@ def export_openvino(model, path: str | Path, metadata: ExportMetadata, calibrati
     options = options or Int8Options()
     if options.sign != "threshold":
         raise ValueError("the OpenVINO export needs Int8Options(sign='threshold') (the binary inputs' grid)")
-    layers = binary_layers(model)
     int8_meta = dataclasses.replace(metadata, format="onnx-int8")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_int8(model, Path(tmp) / "int8.onnx", int8_meta, calibration_images, options=options,
                                 opset=opset, calibration_resize=calibration_resize)
-        proto = onnx.load(str(onnx_path))
-        ov_model = ov.Core().read_model(str(onnx_path))
+        return openvino_from_int8(model, onnx_path, path, metadata)
+
+
+def openvino_from_int8(model, onnx_path: str | Path, path: str | Path, metadata: ExportMetadata) -> Path:
+    """The IR of ``model`` from its int8 QDQ ONNX export ``onnx_path`` (binary branches made 1-bit)."""
+    import onnx
+    import openvino as ov
+
+    path = Path(path)
+    layers = binary_layers(model)
+    proto = onnx.load(str(onnx_path))
+    ov_model = ov.Core().read_model(str(onnx_path))
     binarize_model(ov_model, proto, layers)
     recipe = {**_recipe_of(proto),
               "binary_layers": f"{len(layers)} x FakeQuantize(levels=2) + BinaryConvolution (u1 weights)"}
-    set_rt_metadata(ov_model, dataclasses.replace(metadata, quantization=json.dumps(recipe, sort_keys=True)))
+    set_rt_metadata(ov_model, dataclasses.replace(metadata, format="openvino",
+                                                  quantization=json.dumps(recipe, sort_keys=True)))
     path.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov_model, str(path), compress_to_fp16=False)
     return path

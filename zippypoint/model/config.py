@@ -23,6 +23,11 @@ class ModelConfig:
     # quantise hard-swish inputs of the ±act_range int8 convs on the uint8 grid an int8 runtime uses there
     # (HardSwishInputQuantizer), so that the int8 export computes what the network computes
     hswish_input_quant: bool = True
+    # topology options of the searched lean presets (docs/search.md); the defaults are the paper topology
+    stem_stride: int = 1  # 1: 3x3 input conv at full resolution + space-to-depth (paper); 2: input conv with stride 2 writing c1 channels, no down1
+    descriptor_stride: int = 4  # 4: descriptor head upsampled to H/4 by pixel shuffle (paper); 8: descriptors at H/8, no upsampling
+    shared_head: bool = False  # True: one int8 3x3 conv feeds the score, location and descriptor outputs
+    head_width: int = 0  # channels of the int8 3x3 head convs (score, location, first descriptor conv); 0 = c4
 
     def __post_init__(self) -> None:
         if self.in_channels not in (1, 3):
@@ -35,6 +40,12 @@ class ModelConfig:
             )
         if self.cell != 8:
             raise ValueError("only cell=8 is supported by the topology (three space-to-depth steps)")
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
+        if self.descriptor_stride not in (4, 8):
+            raise ValueError(f"descriptor_stride must be 4 or 8, got {self.descriptor_stride}")
+        if self.head_width < 0:
+            raise ValueError(f"head_width must be >= 0 (0 = c4), got {self.head_width}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -38,10 +38,11 @@ class ConvBNAct(nn.Module):
     runtime (``act_in_quant``, see :class:`~zippypoint.quant.quantizers.HardSwishInputQuantizer`).
     """
 
-    def __init__(self, cfg: ModelConfig, cin: int, cout: int, k: int, qmax: float, act: bool = True) -> None:
+    def __init__(self, cfg: ModelConfig, cin: int, cout: int, k: int, qmax: float, act: bool = True,
+                 stride: int = 1) -> None:
         super().__init__()
         q = cfg.quantized
-        self.conv = Int8Conv2d(cin, cout, k, padding=k // 2, bias=False, quantized=q)
+        self.conv = Int8Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False, quantized=q)
         self.bn = nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
         # the ±1 layers (conv_in, down1) deploy in fp32: their hard-swish reads the float conv output
         grid = q and act and cfg.hswish_input_quant and qmax == cfg.act_range
@@ -108,8 +109,12 @@ class ZippyPointNet(nn.Module):
         self.config = cfg
         c0, c1, c2, c3, c4 = cfg.widths
         q, r1, r = cfg.quantized, cfg.act_range_early, cfg.act_range
-        self.conv_in = ConvBNAct(cfg, cfg.in_channels, c0, 3, r1)
-        self.down1 = Downsample(cfg, c0, c1, r1)
+        if cfg.stem_stride == 1:
+            self.conv_in = ConvBNAct(cfg, cfg.in_channels, c0, 3, r1)
+            self.down1 = Downsample(cfg, c0, c1, r1)
+        else:  # lean stem: the input conv itself halves the resolution (a quarter of its cost, no down1)
+            self.conv_in = ConvBNAct(cfg, cfg.in_channels, c1, 3, r1, stride=2)
+            self.down1 = None
         self.block1a = BinaryResidualBlock(cfg, c1, c1, post_act=False)
         self.block1b = BinaryResidualBlock(cfg, c1, c1, post_act=True)
         self.down2 = Downsample(cfg, c1, c2, r)
@@ -120,21 +125,32 @@ class ZippyPointNet(nn.Module):
         self.block3b = BinaryResidualBlock(cfg, c3, c3, post_act=True)
         self.block4a = BinaryResidualBlock(cfg, c3, c4, post_act=False)
         self.block4b = BinaryResidualBlock(cfg, c4, c4, post_act=True)
+        hw = cfg.head_width or c4
+        if cfg.shared_head:  # one int8 conv for all three heads
+            self.head_conv = ConvBNAct(cfg, c4, hw, 3, r)
         # score head: int8 conv + BN + hswish, then an fp32 conv with bias
-        self.score_conv = ConvBNAct(cfg, c4, c4, 3, r)
-        self.score_out = nn.Conv2d(c4, 1, 3, padding=1)
+        if not cfg.shared_head:
+            self.score_conv = ConvBNAct(cfg, c4, hw, 3, r)
+        self.score_out = nn.Conv2d(hw, 1, 3, padding=1)
         # location head
-        self.loc_conv = ConvBNAct(cfg, c4, c4, 3, r)
-        self.loc_out = nn.Conv2d(c4, 2, 3, padding=1)
-        # descriptor head (upsampled to H/4 by pixel shuffle)
+        if not cfg.shared_head:
+            self.loc_conv = ConvBNAct(cfg, c4, hw, 3, r)
+        self.loc_out = nn.Conv2d(hw, 2, 3, padding=1)
+        # descriptor head (upsampled to H/4 by pixel shuffle, or at H/8)
         d = cfg.descriptor_dim
-        self.desc_conv1 = ConvBNAct(cfg, c4, c4, 3, r)
-        self.desc_conv2 = ConvBNAct(cfg, c4, 2 * c4, 3, r, act=False)
-        self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
-        self.desc_out = Int8Conv2d(d, d, 3, padding=1, bias=True, quantized=q)
+        if not cfg.shared_head:
+            self.desc_conv1 = ConvBNAct(cfg, c4, hw, 3, r)
+        if cfg.descriptor_stride == 4:
+            self.desc_conv2 = ConvBNAct(cfg, hw, 2 * c4, 3, r, act=False)
+            self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
+            self.desc_out = Int8Conv2d(d, d, 3, padding=1, bias=True, quantized=q)
+        else:
+            self.desc_out = Int8Conv2d(hw, d, 3, padding=1, bias=True, quantized=q)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.down1(self.conv_in(x))
+        x = self.conv_in(x)
+        if self.down1 is not None:
+            x = self.down1(x)
         x = self.block1b(self.block1a(x))
         x = self.block2b(self.block2a(self.down2(x)))
         x = self.block3b(self.block3a(self.down3(x)))
@@ -156,16 +172,27 @@ class ZippyPointNet(nn.Module):
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_input(image)
         x = (image - 0.5) * self.config.input_scale
-        feat = self.backbone(x)
-        scores = torch.sigmoid(self.score_out(self.score_conv(feat)))
-        offsets = torch.tanh(self.loc_out(self.loc_conv(feat)))
-        desc = self.desc_conv2(self.desc_conv1(feat))
-        desc = self.desc_out(self.desc_conv3(F.pixel_shuffle(desc, 2)))
+        scores, offsets, desc = head_maps(self, self.backbone(x))
         return {
             "scores": zero_border_cells(scores),
             "keypoints": cell_offsets_to_pixels(offsets, image.shape[-2], image.shape[-1]),
             "descriptors": desc,
         }
+
+
+def head_maps(net: nn.Module, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scores in [0, 1], tanh offsets, raw descriptor map) of the heads of ``net`` (the network or its folded
+    view, which name their modules alike) on the backbone features ``feat``."""
+    cfg = net.config
+    if cfg.shared_head:
+        s_in = l_in = d_in = net.head_conv(feat)
+    else:
+        s_in, l_in, d_in = net.score_conv(feat), net.loc_conv(feat), net.desc_conv1(feat)
+    scores = torch.sigmoid(net.score_out(s_in))
+    offsets = torch.tanh(net.loc_out(l_in))
+    if cfg.descriptor_stride == 4:
+        d_in = net.desc_conv3(F.pixel_shuffle(net.desc_conv2(d_in), 2))
+    return scores, offsets, net.desc_out(d_in)
 
 
 def zero_border_cells(scores: torch.Tensor) -> torch.Tensor:

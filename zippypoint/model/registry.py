@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,13 @@ register(Preset("zippypoint-gray", ModelConfig(in_channels=1, quantized=True),
                 "mixed precision, 1-channel grayscale input"))
 register(Preset("zippypoint-fp-gray", ModelConfig(in_channels=1, quantized=False),
                 "full precision, 1-channel grayscale input"))
+# the lean topology chosen by the search (docs/search.md): gray input, stride-2 input conv (no down1), the paper's
+# binary stages, one int8 3x3 conv shared by the three heads, descriptors at H/8 (a quarter of the map to sample)
+LEAN = ModelConfig(in_channels=1, quantized=True, stem_stride=2, descriptor_stride=8, shared_head=True)
+register(Preset("zippypoint-lean", LEAN,
+                "searched lean topology: gray, stride-2 stem, shared int8 head, descriptors at H/8 (mixed precision)"))
+register(Preset("zippypoint-lean-fp", dataclasses.replace(LEAN, quantized=False),
+                "the lean topology in full precision (pre-training stage of zippypoint-lean)"))
 
 
 def list_models() -> list[str]:

@@ -1,0 +1,94 @@
+"""The lean topology options (stride-2 stem, shared head, descriptors at H/8) and the zippypoint-lean preset:
+shapes, folding, export with 1-bit layers; the existing presets are untouched by the options' defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zippypoint.export.folded import FoldedZippyPoint
+from zippypoint.model.complexity import count_complexity
+from zippypoint.model.config import ModelConfig
+from zippypoint.model.network import ZippyPointNet
+from zippypoint.model.registry import create_model, get_preset
+
+LEAN_OPTIONS = [dict(stem_stride=2), dict(shared_head=True), dict(descriptor_stride=8),
+                dict(descriptor_stride=8, head_width=128), dict(stem_stride=2, descriptor_stride=8, shared_head=True)]
+
+
+def _random_bn(model):
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+    return model.eval()
+
+
+def test_paper_presets_keep_their_topology_and_cost():
+    m = create_model("zippypoint")
+    c = count_complexity(m, 480, 640)
+    assert c["params"] == 5197539 and round(c["macs"] / 1e9, 1) == 40.7 and m.down1 is not None
+    names = [n for n, _ in m.named_children()]
+    assert names[:2] == ["conv_in", "down1"] and names[-4:] == ["desc_conv1", "desc_conv2", "desc_conv3", "desc_out"]
+
+
+@pytest.mark.parametrize("options", LEAN_OPTIONS)
+def test_options_give_the_documented_maps(options):
+    torch.manual_seed(0)
+    net = ZippyPointNet(ModelConfig(in_channels=1, **options)).eval()
+    with torch.no_grad():
+        out = net(torch.rand(2, 1, 48, 64))
+    stride = options.get("descriptor_stride", 4)
+    assert out["scores"].shape == (2, 1, 6, 8) and out["keypoints"].shape == (2, 2, 6, 8)
+    assert out["descriptors"].shape == (2, 256, 48 // stride, 64 // stride)
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("options", LEAN_OPTIONS)
+def test_folded_view_follows_the_options(options):
+    torch.manual_seed(0)
+    model = _random_bn(ZippyPointNet(ModelConfig(in_channels=1, quantized=False, **options)))
+    folded = FoldedZippyPoint(model, sign_as_threshold=True)
+    x = torch.rand(1, 1, 48, 72)
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-5)
+
+
+def test_lean_preset_is_cheaper_and_validated():
+    lean = get_preset("zippypoint-lean").config
+    assert lean.in_channels == 1 and lean.quantized and lean.stem_stride == 2 and lean.descriptor_stride == 8
+    c = count_complexity(create_model("zippypoint-lean"), 480, 640)
+    assert c["macs"] < 0.4 * 40.7e9 and c["binary_macs"] == count_complexity(create_model("zippypoint"), 480,
+                                                                               640)["binary_macs"]
+    for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ModelConfig(**bad)
+
+
+def test_lean_extracts_and_exports_with_1bit_layers(tmp_path):
+    pytest.importorskip("openvino")
+    from export_helpers import PHOTOS, require_photos
+
+    from zippypoint.export.exporter import export_model
+    from zippypoint.extractor import Extractor
+    from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
+
+    require_photos()
+    torch.manual_seed(0)
+    net = create_model("zippypoint-lean").eval()
+    image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    f = Extractor(net, max_keypoints=100).extract(image)
+    assert 0 < len(f["scores"]) <= 100 and (np.unpackbits(f["descriptors"], axis=1).sum(1) == 64).all()
+    path = export_model("openvino", tmp_path / "lean.xml", "zippypoint-lean", net=net, calibration_dir=PHOTOS,
+                        calibration_count=1, calibration_resize=(160, 120))
+    ex = OpenVinoExtractor(path, max_keypoints=100)
+    types = [op.get_rt_info()["layerType"].astype(str) for op in ex.compiled((1, 1, 120, 160)).get_runtime_model()
+             .get_ordered_ops()]
+    assert types.count("BinaryConvolution") == 8
+    g = ex.extract(image)
+    assert 0 < len(g["scores"]) <= 100 and g["descriptors"].shape == (len(g["scores"]), 32)
