@@ -47,6 +47,7 @@ COMMANDS = (
     "reconstruct",
     "localize",
     "distributed",
+    "search",
 )
 
 
