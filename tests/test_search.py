@@ -25,10 +25,10 @@ def test_space_holds_the_paper_and_the_lean_preset():
 
 def test_graph_features_split_macs_by_precision():
     space = {c.name: c for c in search_space()}
-    paper = graph_features(space[PAPER], (320, 240))
-    assert round(paper["gmac"] * 4, 1) == 40.7 and round(paper["gmac_binary"] * 4, 1) == 8.5
+    paper = graph_features(space[PAPER], (640, 480))
+    assert round(paper["gmac"], 1) == 40.7 and round(paper["gmac_binary"], 1) == 8.5 and paper["convs"] == 21
     assert paper["gmac"] == pytest.approx(paper["gmac_binary"] + paper["gmac_int8"] + paper["gmac_float"])
-    lean = graph_features(space[LEAN], (320, 240))
+    lean = graph_features(space[LEAN], (640, 480))
     assert lean["gmac"] < 0.4 * paper["gmac"] and lean["gmac_binary"] == paper["gmac_binary"]
     assert lean["desc_map_mfloats"] == pytest.approx(paper["desc_map_mfloats"] / 4)
 

@@ -43,8 +43,7 @@ def run_search(out: str | Path, *, calibration_dir: str | Path, clusters: int = 
         entry = results.setdefault(c.name, {"overrides": {k: list(v) if isinstance(v, tuple) else v
                                                           for k, v in c.overrides.items()}})
         if "features" not in entry:
-            f = graph_features(c, (320, 240))  # every layer is a conv: MACs and map sizes scale with the pixels
-            entry["features"] = {**f, **{k: f[k] * 4 for k in f if k.startswith("gmac") or k.startswith("desc")}}
+            entry["features"] = graph_features(c, (640, 480))
     _save(cache, results)
     x = feature_matrix([results[c.name]["features"] for c in candidates])
     labels = kmeans(x, min(clusters, len(candidates)))

@@ -70,8 +70,13 @@ def search_space(*, include_float: bool = True) -> list[Candidate]:
 
 def graph_features(candidate: Candidate, size: tuple[int, int] = (640, 480)) -> dict[str, float]:
     """The feature vector the clustering uses: params, MACs per precision (binary / int8 / float), depth, the
-    descriptor map size. Float layers are those the int8 export keeps in fp32 (input conv, a stride-1 stem's
-    down1, score and location outputs) plus every layer of a float candidate. Needs torch."""
+    descriptor map size at ``size`` (W, H). Float layers are those the int8 export keeps in fp32 (input conv, a
+    stride-1 stem's down1, score and location outputs) plus every layer of a float candidate. Needs torch.
+
+    Every layer is a convolution whose output scales with the pixel count, so the network runs (in float: the
+    same MACs) on a 64x48 input and the counts are scaled to ``size``."""
+    import dataclasses
+
     import torch
     from torch import nn
 
@@ -79,7 +84,9 @@ def graph_features(candidate: Candidate, size: tuple[int, int] = (640, 480)) -> 
     from zippypoint.quant.layers import BinaryConv2d
 
     cfg = candidate.config()
-    net = ZippyPointNet(cfg).eval()
+    net = ZippyPointNet(dataclasses.replace(cfg, quantized=False)).eval()
+    small = (64, 48)
+    scale = size[0] * size[1] / (small[0] * small[1])
     fp32_names = {"conv_in", "score_out", "loc_out"} | ({"down1"} if cfg.stem_stride == 1 else set())
     macs = {"binary": 0, "int8": 0, "float": 0}
     depth = [0]
@@ -87,7 +94,7 @@ def graph_features(candidate: Candidate, size: tuple[int, int] = (640, 480)) -> 
     def hook_for(name: str, module: nn.Conv2d):
         def hook(_m, _inp, out):
             n = out.numel() * module.weight[0].numel()
-            if isinstance(module, BinaryConv2d) and module.binary:
+            if isinstance(module, BinaryConv2d) and cfg.quantized:
                 kind = "binary"
             elif not cfg.quantized or name.split(".")[0] in fp32_names:
                 kind = "float"
@@ -99,10 +106,11 @@ def graph_features(candidate: Candidate, size: tuple[int, int] = (640, 480)) -> 
 
     handles = [m.register_forward_hook(hook_for(n, m)) for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        out = net(torch.zeros(1, cfg.in_channels, size[1], size[0]))
+        out = net(torch.zeros(1, cfg.in_channels, small[1], small[0]))
     for h in handles:
         h.remove()
-    return {"params": float(sum(p.numel() for p in net.parameters())), "gmac_binary": macs["binary"] / 1e9,
-            "gmac_int8": macs["int8"] / 1e9, "gmac_float": macs["float"] / 1e9,
-            "gmac": sum(macs.values()) / 1e9, "convs": float(depth[0]),
-            "desc_map_mfloats": out["descriptors"].numel() / 1e6}
+    g = scale / 1e9
+    return {"params": float(sum(p.numel() for p in net.parameters())), "gmac_binary": macs["binary"] * g,
+            "gmac_int8": macs["int8"] * g, "gmac_float": macs["float"] * g,
+            "gmac": sum(macs.values()) * g, "convs": float(depth[0]),
+            "desc_map_mfloats": out["descriptors"].numel() * scale / 1e6}
