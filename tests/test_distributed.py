@@ -294,10 +294,20 @@ def test_worker_killed_mid_run_then_rerun_loses_and_duplicates_nothing(local_ray
     except Exception:  # noqa: BLE001 - Ray may give up on the run or retry the shard on a restarted actor
         pass
     assert marker.is_file(), "the worker was killed"
+    # Ray Data restarts a dead actor and retries its shard, so the first run usually completes by itself;
+    # whether it did or gave up, the re-run must end with every image exactly once
     final = extract_collection(str(photo_folder), out, _options(int8_model, shard_size=2, workers=2), **kwargs)
     assert final.shards == 4 and final.images == 8
     _assert_equal_to_reference(out, reference)
     assert [name for name, _ in final.errors] == ["seq_b/broken.png"]
+
+    # a run killed while writing: one shard missing and a temporary file left behind
+    (out / "features-00001.parquet").unlink()
+    (out / ".features-00001.parquet.999.partial").write_bytes(b"half a file")
+    resumed = extract_collection(str(photo_folder), out, _options(int8_model, shard_size=2, workers=1), **QUIET)
+    assert (resumed.extracted, resumed.skipped_shards) == (2, 3)
+    assert not list(out.glob(".*partial"))
+    _assert_equal_to_reference(out, reference)
 
 
 @requires_weights

@@ -27,6 +27,7 @@ import numpy as np
 from zippypoint.distributed.shards import (
     check_or_write_plan,
     items_digest,
+    remove_partials,
     shard_file,
     shard_ranges,
     write_json_atomic,
@@ -219,6 +220,7 @@ def extract_collection(source: str, out_dir: str | Path, options: ExtractionOpti
     plan["options"].pop("threads_per_worker")  # not part of what is computed: a re-run may use other workers
     out_dir.mkdir(parents=True, exist_ok=True)
     check_or_write_plan(out_dir, plan, "extract")
+    remove_partials(out_dir, ("features", "errors"))  # left by a worker killed while writing
 
     ranges = shard_ranges(len(names), options.shard_size)
     suffix = SUFFIX[options.format]

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.distributed.extract import SUFFIX, _run_actors, feature_files
-from zippypoint.distributed.shards import check_or_write_plan, items_digest, shard_file, write_json_atomic
+from zippypoint.distributed.shards import (
+    check_or_write_plan,
+    items_digest,
+    remove_partials,
+    shard_file,
+    write_json_atomic,
+)
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ def match_collection(features_dir: str | Path, pairs: list[tuple[str, str]],
                         if k not in ("workers", "threads_per_worker")}}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_or_write_plan(out_dir, plan, "match")
+    remove_partials(out_dir, ("matches",))
     suffix = SUFFIX[options.format]
     pending = [t for t in tasks if not shard_file(out_dir, "matches", t["task"], suffix).is_file()]
     matched = 0

@@ -64,5 +64,11 @@ def check_or_write_plan(out_dir: str | Path, plan: dict, kind: str) -> None:
     write_json_atomic(path, plan)
 
 
-def finished(paths: Sequence[Path]) -> list[bool]:
-    return [Path(p).is_file() for p in paths]
+def remove_partials(out_dir: str | Path, kinds: Sequence[str]) -> int:
+    """Delete temporary files that a killed writer left (``.<kind>-*.partial``); returns how many."""
+    removed = 0
+    for kind in kinds:
+        for path in Path(out_dir).glob(f".{kind}-*.partial"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
