@@ -118,6 +118,8 @@ def test_candidate_budget_is_decided_in_one_place():
         assert candidate_budget(name, 300) == 1200
     assert create_method("akaze", None).settings == {}
     assert create_method("brisk", 50).settings == {"max_keypoints": 50}
+    with pytest.raises(ValueError, match="needs a number"):
+        create_method("xfeat", None)
     with pytest.raises(ValueError, match="top_k"):
         candidate_budget("orb", 0)
 

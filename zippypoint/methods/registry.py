@@ -15,6 +15,7 @@ OPENCV_PEERS = ("orb", "sift", "akaze", "brisk")
 KORNIA_PEERS = ("aliked-n16", "aliked-t16", "disk", "xfeat")
 PEER_NAMES = (*OPENCV_PEERS, *KORNIA_PEERS)
 CANDIDATE_FACTOR = 4
+UNLIMITED = ("sift", "akaze", "brisk")  # may keep all they detect (max_keypoints=None)
 
 
 def candidate_budget(name: str, top_k: int) -> int | None:
@@ -51,7 +52,7 @@ def default_method_names() -> list[str]:
 def create_method(name: str, max_keypoints: int | None, *, threads: int | None = None,
                   random_weights: bool = False) -> Method:
     """Build (without loading) the method ``name`` returning at most ``max_keypoints`` keypoints (None: all it
-    detects, where the method allows it); ValueError if the name is unknown.
+    detects, for the methods in ``UNLIMITED``); ValueError if the name is unknown.
 
     ``threads``: CPU threads of our networks (None = the runtime's default). ``random_weights``: random
     network weights (our torch runtime and the kornia peers; timing and tests only)."""
@@ -59,7 +60,9 @@ def create_method(name: str, max_keypoints: int | None, *, threads: int | None =
 
     if max_keypoints is not None and max_keypoints < 0:
         raise ValueError(f"max_keypoints must be >= 0 or None, got {max_keypoints}")
-    limit = 1200 if max_keypoints is None else max_keypoints  # learned methods need a number
+    if max_keypoints is None and name not in UNLIMITED:
+        raise ValueError(f"method {name!r} needs a number of keypoints; None (all) only for {', '.join(UNLIMITED)}")
+    limit = max_keypoints
     if name == "orb":
         return opencv_peers.OrbMethod(nfeatures=limit)
     if name == "sift":
