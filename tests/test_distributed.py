@@ -30,7 +30,6 @@ from zippypoint.distributed.sources import list_images  # noqa: E402
 from zippypoint.store import parquet  # noqa: E402
 
 KITTI = SHARED_DATA / "kitti-0001"
-PHOTOS = SHARED_DATA / "train-images"
 RAY_ARGS = {"include_dashboard": False, "object_store_memory": 200 * 1024**2, "log_to_driver": False}
 QUIET = {"progress": False}
 
@@ -129,18 +128,17 @@ def test_options_are_validated():
 # ---------------------------------------------------------------- real Ray, real photos, the shipped model
 
 @pytest.fixture(scope="module")
-def int8_model(tmp_path_factory) -> Path:
-    """The shipped weights exported to int8 ONNX (calibrated on 8 real photos to keep the test short)."""
-    if not PHOTOS.is_dir() or not KITTI.is_dir():
+def int8_model() -> Path:
+    """The int8 ONNX model of the shipped weights: the packaged file (exported once and cached if it is absent)."""
+    if not KITTI.is_dir():
         pytest.skip(f"real photos not found under {SHARED_DATA}")
     from conftest import shipped_weights_available
 
     if not shipped_weights_available():
         pytest.skip("shipped zippypoint weights not present")
-    from zippypoint.export.exporter import export_model
+    from zippypoint.resolve import model_file
 
-    return export_model("onnx-int8", tmp_path_factory.mktemp("model") / "zippypoint-int8.onnx", "zippypoint",
-                        calibration_dir=PHOTOS, calibration_count=8)
+    return model_file("zippypoint", "onnx-int8")
 
 
 @pytest.fixture(scope="module")
