@@ -14,9 +14,9 @@ import json
 import os
 from pathlib import Path
 
-FORMATS = ("onnx", "onnx-int8")
+FORMATS = ("onnx", "onnx-int8", "openvino")
 # bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
-RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3}
+RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3, "openvino": 1}
 CALIBRATION_SUBDIR = "train-images"  # under $ZIPPYPOINT_DATA
 
 
@@ -34,6 +34,8 @@ def packaged_dir() -> Path:
 
 def packaged_name(preset: str, fmt: str) -> str:
     """File name of a packaged export: ``zippypoint-int8.onnx`` (int8) or ``zippypoint.onnx`` (fp32)."""
+    if fmt == "openvino":
+        return f"{preset}-openvino.xml"
     return f"{preset}-int8.onnx" if fmt == "onnx-int8" else f"{preset}.onnx"
 
 
@@ -89,21 +91,24 @@ def cached_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Pat
         raise WeightsError(f"no weights to export for {preset!r}{where}: pass --weights FILE.safetensors "
                            "or an exported .onnx file as --model")
     folder = Path(directory) if directory is not None else cache_dir()
-    return folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}.onnx"
+    suffix = ".xml" if fmt == "openvino" else ".onnx"  # an OpenVINO IR is the .xml with its .bin beside it
+    return folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}{suffix}"
 
 
 def default_calibration_dir() -> Path:
     """Calibration photos for an int8 export: ``$ZIPPYPOINT_DATA/train-images``. Raises FileNotFoundError with
     the fix when it is not set or the folder is missing (the current folder is never consulted)."""
-    root = os.environ.get("ZIPPYPOINT_DATA")
-    if not root:
-        raise FileNotFoundError("an int8 export needs calibration photos: pass --calibration-dir DIR (a folder of "
-                                f"real photos) or set ZIPPYPOINT_DATA to a folder holding {CALIBRATION_SUBDIR}/")
-    path = Path(root).expanduser() / CALIBRATION_SUBDIR
+    from zippypoint.data_paths import data_root
+
+    root = data_root(fallback=False)  # the one data setting, without the current-folder guess
+    if root is None:
+        raise FileNotFoundError("an int8 export needs calibration photos: set ZIPPYPOINT_DATA to a folder holding "
+                                f"{CALIBRATION_SUBDIR}/, or run `zippypoint export --format onnx-int8 "
+                                "--calibration-dir DIR ...` once and pass the .onnx file as --model")
+    path = root / CALIBRATION_SUBDIR
     if not path.is_dir():
-        raise FileNotFoundError(f"calibration folder not found: {path} (from ZIPPYPOINT_DATA); pass "
-                                "--calibration-dir DIR or point ZIPPYPOINT_DATA at a folder holding "
-                                f"{CALIBRATION_SUBDIR}/")
+        raise FileNotFoundError(f"calibration folder not found: {path} (from ZIPPYPOINT_DATA); point "
+                                f"ZIPPYPOINT_DATA at a folder holding {CALIBRATION_SUBDIR}/")
     return path
 
 
@@ -127,12 +132,22 @@ def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
                           "pip install 'zippypoint[torch]', or run `zippypoint export` where torch is installed "
                           "and pass the .onnx file as --model") from exc
     kwargs = {}
-    if fmt == "onnx-int8":
+    if fmt in ("onnx-int8", "openvino"):
         kwargs["calibration_dir"] = Path(calibration_dir) if calibration_dir is not None else default_calibration_dir()
         if not kwargs["calibration_dir"].is_dir():
             raise FileNotFoundError(f"calibration folder not found: {kwargs['calibration_dir']}; pass "
                                     "--calibration-dir DIR (a folder of real photos)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "openvino":  # the .bin first, then the .xml that readers look for
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
+        try:
+            export_model(fmt, partial, preset, weights=weights, **kwargs)
+            partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+            partial.with_suffix(".bin").unlink(missing_ok=True)
+        return path
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         export_model(fmt, partial, preset, weights=weights, **kwargs)
