@@ -29,11 +29,12 @@ def add_extractor_args(p: argparse.ArgumentParser, max_keypoints: int = 1000) ->
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network")
 
 
-def make_extractor(args: argparse.Namespace):
-    """Build the extractor the options describe (``zippypoint.resolve.build_extractor``)."""
+def make_extractor(args: argparse.Namespace, config=None):
+    """Build the extractor the options describe (``zippypoint.resolve.build_extractor``); ``config``: the
+    result of :func:`extractor_config` when the command already checked the options."""
     from zippypoint.resolve import build_extractor
 
-    config = extractor_config(args)
+    config = config if config is not None else extractor_config(args)
     return build_extractor(args.model, args.runtime, args.weights, config, args.threads)
 
 

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         img1, img2, h_true = make_demo_pair(args.sample)
         label = f"sample '{args.sample}' vs a warped, relit copy"
-    extractor = make_extractor(args)
+    extractor = make_extractor(args, config)
     t0 = time.perf_counter()
     f1 = extractor.extract(img1)
     f2 = extractor.extract(img2)

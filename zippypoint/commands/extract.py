@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         todo.append((path, name, target))
     written = 0
     if todo:
-        extractor = make_extractor(args)
+        extractor = make_extractor(args, config)
         out.mkdir(parents=True, exist_ok=True)
         for path, name, target in progress(todo, desc="extract", unit="img", disable=len(todo) < 2):
             try:

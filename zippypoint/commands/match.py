@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     check_picture_path(args.out)
     config = extractor_config(args)
     images = [read_image(p, max_pixels=config.max_pixels) for p in (args.image1, args.image2)]
-    extractor = make_extractor(args)
+    extractor = make_extractor(args, config)
     f1, f2 = (extractor.extract(im) for im in images)
     result = match_and_fit(f1, f2, ratio=None if args.ratio >= 1 else args.ratio)
     summary = {
