@@ -256,6 +256,8 @@ class DiesOnceOnThirdImage(ShardExtractor):
 
 @requires_weights
 def test_local_ray_equals_single_process_and_resumes(local_ray, int8_model, photo_folder, reference, tmp_path):
+    from zippypoint.cli import main
+
     out = tmp_path / "run"
     result = extract_collection(str(photo_folder), out, _options(int8_model, shard_size=2, workers=2), **QUIET)
     assert (result.images, result.extracted, result.failed, result.shards) == (8, 7, 1, 4)
@@ -267,14 +269,16 @@ def test_local_ray_equals_single_process_and_resumes(local_ray, int8_model, phot
     assert matched.matched == len(pairs)
     _assert_matches_equal(out, reference, pairs)
 
-    from zippypoint.cli import main
-
     code = main(["distributed", "extract", str(photo_folder), "--out", str(out), "--model", str(int8_model),
                  "--shard-size", "2", "--workers", "1", "--quiet", "--json", str(tmp_path / "again.json")])
     again = json.loads((tmp_path / "again.json").read_text())
     assert code == 1 and again["errors"] == [["seq_b/broken.png", again["errors"][0][1]]]  # the bad file
     assert (again["extracted"], again["skipped_shards"]) == (0, 4)  # everything finished: nothing redone
-    assert match_collection(out, pairs, MatchingOptions(pairs_per_task=3), **QUIET).skipped_tasks == matched.tasks
+    pairs_file = write_pairs(tmp_path / "pairs.txt", pairs)
+    code = main(["distributed", "match", str(out), "--pairs", str(pairs_file), "--pairs-per-task", "3", "--quiet",
+                 "--json", str(tmp_path / "match.json")])
+    rematch = json.loads((tmp_path / "match.json").read_text())
+    assert code == 0 and rematch["skipped_tasks"] == rematch["tasks"] == matched.tasks  # same plan, all done
     with pytest.raises(ValueError, match="different extract run"):
         extract_collection(str(photo_folder), out, _options(int8_model, shard_size=3), **QUIET)
 
