@@ -23,6 +23,10 @@ def register(sub) -> None:
     e.add_argument("--score-threshold", type=float, default=1e-4, help="minimum keypoint score")
     e.add_argument("--nms-radius", type=int, default=0, help="NMS radius in 8x8 cells (0 = off)")
     e.add_argument("--resize", default=None, metavar="WxH", help="resize images to WxH before the network")
+    e.add_argument("--max-size", type=int, default=None, metavar="PX",
+                   help="without --resize: downscale images whose longest side exceeds PX (default 2048; 0 = never)")
+    e.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="refuse images above N pixels (default 100000000)")
     e.add_argument("--shard-size", type=int, default=256, help="images per output shard")
     _common(e)
     e.set_defaults(func=run_extract)
@@ -89,6 +93,8 @@ def run_extract(args: argparse.Namespace) -> int:
             model=args.model, runtime=args.runtime, weights=args.weights,
             max_keypoints=args.max_keypoints or None, score_threshold=args.score_threshold,
             nms_radius=args.nms_radius, resize=args.resize, shard_size=args.shard_size, format=args.format,
+            **({} if args.max_size is None else {"max_size": args.max_size}),
+            **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}),
             workers=args.workers, threads_per_worker=args.threads)
         result = extract_collection(args.source, args.out, options, address=args.ray,
                                     runtime_env=_runtime_env(args.runtime_env), progress=not args.quiet)

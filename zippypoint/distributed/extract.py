@@ -32,6 +32,7 @@ from zippypoint.distributed.shards import (
     shard_ranges,
     write_json_atomic,
 )
+from zippypoint.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE
 
 RUNTIMES = ("onnx", "onnx-int8", "openvino")  # deployed runtimes (openvino where its extractor is installed)
 FORMATS = ("parquet", "h5")
@@ -47,6 +48,8 @@ class ExtractionOptions:
     score_threshold: float = 1e-4  # minimum keypoint score
     nms_radius: int = 0  # NMS radius in 8x8 cells (0 = off)
     resize: tuple[int, int] | None = None  # (W, H) the network sees; None = native size
+    max_size: int | None = DEFAULT_MAX_SIZE  # without resize: longest side the network sees (0/None = native)
+    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger images (from the file header, before decoding)
     shard_size: int = 256  # images per shard (and per actor call)
     format: str = "parquet"  # parquet (one row per image) or h5 (hloc layout), one file per shard
     workers: int = 2  # actors (each loads the model once)
@@ -63,7 +66,8 @@ class ExtractionOptions:
 
     def extractor_config(self) -> dict:
         return {"max_keypoints": self.max_keypoints, "score_threshold": self.score_threshold,
-                "nms_radius": self.nms_radius, "resize": self.resize}
+                "nms_radius": self.nms_radius, "resize": self.resize, "max_size": self.max_size,
+                "max_pixels": self.max_pixels}
 
 
 def model_payload(options: ExtractionOptions) -> tuple[Path, dict[str, bytes]]:
