@@ -220,6 +220,23 @@ def _assert_matches_equal(out: Path, ref: dict, pairs) -> None:
     assert sum(len(m) for m in got.values()) > 100
 
 
+def _assert_merged_hloc(out: Path, ref: dict, pairs, tmp_path: Path) -> None:
+    """`zippypoint distributed merge` gives one hloc features.h5 / matches.h5 with the same content."""
+    from zippypoint.cli import main
+    from zippypoint.store import hloc
+
+    features, matches = tmp_path / "features.h5", tmp_path / "matches.h5"
+    assert main(["distributed", "merge", str(out), "--features", str(features), "--matches", str(matches)]) == 0
+    assert hloc.list_names(features) == sorted(ref)
+    for name, expected in ref.items():
+        got = hloc.read_features(features, name)
+        for key in ("keypoints", "scores", "descriptors"):
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{name} {key}")
+    for a, b in pairs:
+        np.testing.assert_array_equal(hloc.read_matches(matches, a, b)[0],
+                                      match_hamming(ref[a]["descriptors"], ref[b]["descriptors"]))
+
+
 def _has_pair(path, a, b) -> bool:
     import h5py
 
@@ -279,6 +296,7 @@ def test_local_ray_equals_single_process_and_resumes(local_ray, int8_model, phot
                  "--json", str(tmp_path / "match.json")])
     rematch = json.loads((tmp_path / "match.json").read_text())
     assert code == 0 and rematch["skipped_tasks"] == rematch["tasks"] == matched.tasks  # same plan, all done
+    _assert_merged_hloc(out, reference, pairs, tmp_path)
     with pytest.raises(ValueError, match="different extract run"):
         extract_collection(str(photo_folder), out, _options(int8_model, shard_size=3), **QUIET)
 
@@ -336,6 +354,7 @@ def test_two_node_cluster_h5_and_fsspec(int8_model, photo_folder, reference, tmp
         pairs = exhaustive_pairs(sorted(reference), window=3)
         match_collection(out, pairs, MatchingOptions(format="h5", pairs_per_task=4, workers=2), **QUIET)
         _assert_matches_equal(out, reference, pairs)
+        _assert_merged_hloc(out, reference, pairs, tmp_path)
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -1,4 +1,4 @@
-"""`zippypoint distributed extract|match`: large collections on Ray (see zippypoint.distributed, docs/distributed.md)."""
+"""`zippypoint distributed extract|match|merge`: large collections on Ray (zippypoint.distributed, docs/distributed.md)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def register(sub) -> None:
     m.add_argument("--out", default=None, help="output folder (default: the features folder)")
     _common(m)
     m.set_defaults(func=run_match)
+
+    g = actions.add_parser("merge", help="one hloc features.h5 / matches.h5 from the shards of a run")
+    g.add_argument("run", help="folder written by `zippypoint distributed extract` (and `match`)")
+    g.add_argument("--features", default=None, help="features.h5 to write")
+    g.add_argument("--matches", default=None, help="matches.h5 to write")
+    g.set_defaults(func=run_merge)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -133,4 +139,21 @@ def run_match(args: argparse.Namespace) -> int:
     print(f"{result.pairs} pair(s) in {result.tasks} task(s): {result.matched} matched now, "
           f"{result.skipped_tasks} task(s) already done; {result.seconds:.1f} s -> {result.out_dir}")
     _finish(result, args)
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    import sys
+
+    from zippypoint.distributed.merge import merge_to_hloc
+
+    if not args.features and not args.matches:
+        print("error: pass --features FILE and/or --matches FILE", file=sys.stderr)
+        return 2
+    try:
+        images, pairs = merge_to_hloc(args.run, args.features, args.matches)
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{images} image(s) -> {args.features}; {pairs} pair(s) -> {args.matches}")
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.distributed.extract import SUFFIX, _run_actors, feature_files
+from zippypoint.distributed.pairs import write_pairs
 from zippypoint.distributed.shards import (
     check_or_write_plan,
     items_digest,
@@ -26,6 +27,8 @@ from zippypoint.distributed.shards import (
     shard_file,
     write_json_atomic,
 )
+
+PAIRS_FILE = "pairs.txt"  # the run's pair list, one "name0 name1" per line
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,8 @@ def match_collection(features_dir: str | Path, pairs: list[tuple[str, str]],
                         if k not in ("workers", "threads_per_worker")}}
     out_dir.mkdir(parents=True, exist_ok=True)
     check_or_write_plan(out_dir, plan, "match")
+    if not (out_dir / PAIRS_FILE).is_file():
+        write_pairs(out_dir / PAIRS_FILE, pairs)  # hloc's pairs.txt; also names the pairs of h5 shards
     remove_partials(out_dir, ("matches",))
     suffix = SUFFIX[options.format]
     pending = [t for t in tasks if not shard_file(out_dir, "matches", t["task"], suffix).is_file()]
