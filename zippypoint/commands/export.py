@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("onnx", "onnx-int8", "coreml")
+FORMATS = ("onnx", "onnx-int8", "coreml", "openvino")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (fp32), onnx-int8 (QDQ) or coreml")
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx (fp32), onnx-int8 (QDQ), coreml or openvino (IR: 1-bit + int8 kernels)")
     p.add_argument("--model", default="zippypoint", help="preset name (see `zippypoint info`)")
     p.add_argument("--out", required=True, type=Path, help="output file (.onnx or .mlpackage)")
     src = p.add_mutually_exclusive_group()
@@ -53,7 +53,7 @@ def check_arguments(args: argparse.Namespace) -> Path | None:
                          f"use --out {args.out.with_suffix(suffix)}")
     if args.weights is not None and not args.weights.is_file():
         raise UsageError(f"--weights {args.weights}: no such file; pass a .safetensors file")
-    if args.format != "onnx-int8":
+    if args.format not in ("onnx-int8", "openvino"):  # both are calibrated int8 exports
         return None
     from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR
 
@@ -92,11 +92,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"ONNX Runtime integer kernels: QLinearConv x{ops.get('QLinearConv', 0)}, "
               f"QLinearAdd x{ops.get('QLinearAdd', 0)}; fp32 Conv x{ops.get('Conv', 0)}, "
               f"float additions (Sum) x{ops.get('Sum', 0)}")
+    if args.format == "openvino":
+        from zippypoint.export.openvino_export import runtime_layer_counts
+        from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
+
+        ex = OpenVinoExtractor(path)
+        counts = runtime_layer_counts(ex.compiled((1, ex.in_channels, 240, 320)))
+        print(f"OpenVINO CPU kernels at 320x240: BinaryConvolution u1 x{counts.get(('BinaryConvolution', 'u1'), 0)}, "
+              f"Convolution u8/i8 x{counts.get(('Convolution', 'u8'), 0) + counts.get(('Convolution', 'i8'), 0)}, "
+              f"fp32 Convolution x{counts.get(('Convolution', 'f32'), 0)}")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export a deployable model (onnx, onnx-int8, coreml)",
+    p = subparsers.add_parser("export", help="export a deployable model (onnx, onnx-int8, coreml, openvino)",
                               description=__doc__.splitlines()[0])
     add_arguments(p)
     p.set_defaults(func=run)
