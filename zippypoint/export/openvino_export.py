@@ -193,3 +193,15 @@ def openvino_from_int8(model, onnx_path: str | Path, path: str | Path, metadata:
 def _recipe_of(proto) -> dict:
     props = {p.key: p.value for p in proto.metadata_props}
     return json.loads(props.get("zippypoint.quantization") or "{}")
+
+
+def runtime_layer_counts(compiled) -> dict[tuple[str, str], int]:
+    """(layer type, runtime precision) -> count in the graph OpenVINO really runs for a compiled model, e.g.
+    ``("BinaryConvolution", "u1")`` or ``("Convolution", "u8")``."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        counts[(rt["layerType"].astype(str), rt["runtimePrecision"].astype(str))] += 1
+    return dict(counts)
