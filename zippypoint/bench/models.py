@@ -52,7 +52,7 @@ class ExportCache:
 
         record = {"preset": choice.preset, "format": fmt, "weights": asdict(choice), "zippypoint": __version__,
                   "source_sha256": source_digest()}
-        if fmt == "onnx-int8":
+        if fmt in ("onnx-int8", "openvino"):
             from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR
 
             record["calibration_dir"] = str(Path(self.calibration_dir or DEFAULT_CALIBRATION_DIR).resolve())
@@ -67,14 +67,14 @@ class ExportCache:
 
         record = self._record(choice, fmt)
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-        suffix = ".mlpackage" if fmt == "coreml" else ".onnx"
+        suffix = {"coreml": ".mlpackage", "openvino": ".xml"}.get(fmt, ".onnx")
         path = self.root / f"{choice.preset}-{fmt}-{key}{suffix}"
         sidecar = path.with_name(path.name + ".json")
         if path.exists() and sidecar.is_file() and json.loads(sidecar.read_text()) == record:
             return path
         self.root.mkdir(parents=True, exist_ok=True)
         kwargs = {}
-        if fmt == "onnx-int8":
+        if fmt in ("onnx-int8", "openvino"):
             kwargs = {"calibration_dir": self.calibration_dir or DEFAULT_CALIBRATION_DIR,
                       "calibration_count": self.calibration_count}
         export_model(fmt, path, choice.preset, net=self.network(choice), **kwargs)
@@ -96,4 +96,6 @@ class ExportCache:
                 continue
             if stale.get("format") == record["format"] and stale.get("weights") == record["weights"]:
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+                if old.suffix == ".xml":  # an OpenVINO IR's weights
+                    old.with_suffix(".bin").unlink(missing_ok=True)
                 sidecar.unlink(missing_ok=True)
