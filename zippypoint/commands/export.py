@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--calibrate-all", action="store_true",
                    help="calibrate every tensor instead of using the fake-quantisers' exact scales")
     q.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax")
+    p.add_argument("--openvino-binary", choices=("1bit", "int8"), default="1bit",
+                   help="openvino: binary blocks as 1-bit BinaryConvolution (default) or as int8 convolutions "
+                   "(faster on CPUs with AMX int8, see export/README.md)")
 
 
 SUFFIXES = {"onnx": ".onnx", "onnx-int8": ".onnx", "coreml": ".mlpackage", "openvino": ".xml"}
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     path = export_model(
         args.format, args.out, args.model, weights=args.weights, random_weights=args.random_weights,
         opset=args.opset, calibration_count=args.calibration_count,
-        calibration_resize=parse_resize(args.calibration_resize), int8_options=options, **kwargs,
+        calibration_resize=parse_resize(args.calibration_resize), int8_options=options,
+        openvino_one_bit=args.openvino_binary == "1bit", **kwargs,
     )
     digest = sha256_file(path) if path.is_file() else "(directory)"
     print(f"wrote {path} ({args.format}, model {args.model}) sha256 {digest}")

@@ -44,11 +44,12 @@ def export_model(fmt: str, out: str | Path, model: str = "zippypoint", *, weight
                  calibration_dir: str | Path = DEFAULT_CALIBRATION_DIR,
                  calibration_count: int = DEFAULT_CALIBRATION_COUNT,
                  calibration_resize: tuple[int, int] | None = None,
-                 int8_options: Int8Options | None = None, net: nn.Module | None = None) -> Path:
+                 int8_options: Int8Options | None = None, net: nn.Module | None = None,
+                 openvino_one_bit: bool = True) -> Path:
     """Export preset ``model`` to ``out`` in format ``fmt`` (onnx, onnx-int8, coreml, openvino); returns the written path.
 
     ``net``: an already-built network of preset ``model`` to export instead of loading weights (its weights
-    are then recorded as "custom").
+    are then recorded as "custom"). ``openvino_one_bit=False``: the OpenVINO IR keeps the binary blocks in int8.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -66,7 +67,7 @@ def export_model(fmt: str, out: str | Path, model: str = "zippypoint", *, weight
 
         images = find_images(calibration_dir, calibration_count)
         return export_openvino(net, out, meta, images, options=int8_options or Int8Options(), opset=opset,
-                               calibration_resize=calibration_resize)
+                               calibration_resize=calibration_resize, one_bit=openvino_one_bit)
     if fmt == "onnx-int8":
         from zippypoint.export.int8 import export_int8
 

@@ -149,10 +149,13 @@ def read_rt_metadata(model) -> ExportMetadata:
 
 
 def export_openvino(model, path: str | Path, metadata: ExportMetadata, calibration_images: Sequence[str | Path], *,
-                    options=None, opset: int = 18, calibration_resize: tuple[int, int] | None = None) -> Path:
+                    options=None, opset: int = 18, calibration_resize: tuple[int, int] | None = None,
+                    one_bit: bool = True) -> Path:
     """Export ``model`` (eval) as OpenVINO IR at ``path`` (.xml, with its .bin beside it); returns the .xml path.
 
     ``options`` / ``calibration_*``: as for the int8 ONNX export, whose calibrated int8 layers the IR keeps.
+    ``one_bit=False`` keeps the binary branches as the int8 export runs them (int8 threshold conv + int8 conv):
+    on CPUs with fast int8 (AMX) that is faster than the 1-bit path (export/README.md, OpenVINO).
     """
     from zippypoint.export.int8 import Int8Options, export_int8
 
@@ -168,21 +171,24 @@ def export_openvino(model, path: str | Path, metadata: ExportMetadata, calibrati
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_int8(model, Path(tmp) / "int8.onnx", int8_meta, calibration_images, options=options,
                                 opset=opset, calibration_resize=calibration_resize)
-        return openvino_from_int8(model, onnx_path, path, metadata)
+        return openvino_from_int8(model, onnx_path, path, metadata, one_bit=one_bit)
 
 
-def openvino_from_int8(model, onnx_path: str | Path, path: str | Path, metadata: ExportMetadata) -> Path:
-    """The IR of ``model`` from its int8 QDQ ONNX export ``onnx_path`` (binary branches made 1-bit)."""
+def openvino_from_int8(model, onnx_path: str | Path, path: str | Path, metadata: ExportMetadata, *,
+                       one_bit: bool = True) -> Path:
+    """The IR of ``model`` from its int8 QDQ ONNX export ``onnx_path`` (binary branches made 1-bit unless
+    ``one_bit=False``)."""
     import onnx
     import openvino as ov
 
     path = Path(path)
-    layers = binary_layers(model)
+    layers = binary_layers(model) if one_bit else []
     proto = onnx.load(str(onnx_path))
     ov_model = ov.Core().read_model(str(onnx_path))
     binarize_model(ov_model, proto, layers)
-    recipe = {**_recipe_of(proto),
-              "binary_layers": f"{len(layers)} x FakeQuantize(levels=2) + BinaryConvolution (u1 weights)"}
+    kind = (f"{len(layers)} x FakeQuantize(levels=2) + BinaryConvolution (u1 weights)" if one_bit else
+            "int8 (threshold conv + int8 conv, as the int8 ONNX export)")
+    recipe = {**_recipe_of(proto), "binary_layers": kind}
     set_rt_metadata(ov_model, dataclasses.replace(metadata, format="openvino",
                                                   quantization=json.dumps(recipe, sort_keys=True)))
     path.parent.mkdir(parents=True, exist_ok=True)
