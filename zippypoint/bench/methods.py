@@ -26,14 +26,15 @@ from zippypoint.methods.base import MethodUnavailable, MutualMatching
 from zippypoint.timing import StageClock
 
 # (preset, runtime) of our methods; names are "<preset>:<runtime>"
-OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "coreml")
+OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8", "coreml")
 PEERS = ("orb", "sift", "xfeat", "aliked-t16", "aliked-n16", "disk")
 DEFAULT_METHODS = (
     "zippypoint:pytorch", "zippypoint:onnx-fp32", "zippypoint:onnx-int8", "zippypoint:openvino", "zippypoint:coreml",
     "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
 )
 HEADLINE = "zippypoint:onnx-int8"  # the deployment runtime the summary reports
-_EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "coreml": "coreml"}
+_EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "openvino-int8": "openvino-int8",
+                  "coreml": "coreml"}
 MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
 
 
@@ -156,11 +157,12 @@ class MethodFactory:
             path = self.exports.path(choice, _EXPORT_FORMAT[runtime])
         except (FileNotFoundError, ImportError) as exc:  # e.g. no calibration photos for int8
             raise MethodUnavailable(f"cannot export {preset} as {runtime}: {exc}") from None
-        if runtime == "openvino":
+        if runtime in ("openvino", "openvino-int8"):
             from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
 
             extractor = OpenVinoExtractor(path, config=config, threads=self.threads).load()
-            return OursStaged(name, "openvino (1-bit + int8)", choice.label, extractor, accuracy)
+            label = "openvino (1-bit + int8)" if runtime == "openvino" else "openvino (binary blocks as int8)"
+            return OursStaged(name, label, choice.label, extractor, accuracy)
         from zippypoint.runtime import OnnxExtractor
 
         extractor = OnnxExtractor(path, config=config, intra_op_num_threads=self.threads).load()
@@ -187,8 +189,8 @@ def _accuracy_names(preset: str, runtime: str, choice) -> tuple[str, ...]:
     torch_names = ([f"{preset}={choice.path}"] if choice.path is not None else []) + [preset, f"{preset}=*"]
     if runtime == "onnx-int8":
         return (f"onnx-int8:{preset}", *torch_names)
-    if runtime == "openvino":
-        return (f"openvino:{preset}", *torch_names)
+    if runtime in ("openvino", "openvino-int8"):
+        return (f"{runtime}:{preset}", *torch_names)
     if runtime == "onnx-fp32":
         return (f"onnx:{preset}", *torch_names)
     return tuple(torch_names)

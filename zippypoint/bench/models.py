@@ -52,7 +52,7 @@ class ExportCache:
 
         record = {"preset": choice.preset, "format": fmt, "weights": asdict(choice), "zippypoint": __version__,
                   "source_sha256": source_digest()}
-        if fmt in ("onnx-int8", "openvino"):
+        if fmt in ("onnx-int8", "openvino", "openvino-int8"):
             from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR
 
             record["calibration_dir"] = str(Path(self.calibration_dir or DEFAULT_CALIBRATION_DIR).resolve())
@@ -67,17 +67,20 @@ class ExportCache:
 
         record = self._record(choice, fmt)
         key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-        suffix = {"coreml": ".mlpackage", "openvino": ".xml"}.get(fmt, ".onnx")
+        suffix = {"coreml": ".mlpackage", "openvino": ".xml", "openvino-int8": ".xml"}.get(fmt, ".onnx")
         path = self.root / f"{choice.preset}-{fmt}-{key}{suffix}"
         sidecar = path.with_name(path.name + ".json")
         if path.exists() and sidecar.is_file() and json.loads(sidecar.read_text()) == record:
             return path
         self.root.mkdir(parents=True, exist_ok=True)
         kwargs = {}
-        if fmt in ("onnx-int8", "openvino"):
-            kwargs = {"calibration_dir": self.calibration_dir or DEFAULT_CALIBRATION_DIR,
+        if fmt == "openvino-int8":  # the IR with the binary blocks as int8 convolutions
+            kwargs = {"openvino_one_bit": False}
+        if fmt in ("onnx-int8", "openvino", "openvino-int8"):
+            kwargs = {**kwargs, "calibration_dir": self.calibration_dir or DEFAULT_CALIBRATION_DIR,
                       "calibration_count": self.calibration_count}
-        export_model(fmt, path, choice.preset, net=self.network(choice), **kwargs)
+        export_model("openvino" if fmt == "openvino-int8" else fmt, path, choice.preset, net=self.network(choice),
+                     **kwargs)
         sidecar.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         self._remove_stale(path, record)
         return path
