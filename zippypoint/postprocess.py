@@ -84,13 +84,17 @@ def sample_descriptors(desc_map: np.ndarray, keypoints: np.ndarray, image_size: 
     fu = (u - u0).astype(np.float32)[:, None]
     fv = (v - v0).astype(np.float32)[:, None]
     corners = np.concatenate([v0 * w4 + u0, v0 * w4 + u1, v1 * w4 + u0, v1 * w4 + u1])
-    if channels_last:
-        g = desc_map.reshape(h4 * w4, d).take(corners, axis=0)  # (4N, D)
-    else:
-        g = desc_map.reshape(d, h4 * w4).take(corners, axis=1).T
-    top = g[:n] * (1 - fu) + g[n : 2 * n] * fu
-    bottom = g[2 * n : 3 * n] * (1 - fu) + g[3 * n :] * fu
-    return np.ascontiguousarray(top * (1 - fv) + bottom * fv, dtype=np.float32)
+    if channels_last:  # (4N, D): each neighbour one contiguous row
+        g = desc_map.reshape(h4 * w4, d).take(corners, axis=0)
+        top = g[:n] * (1 - fu) + g[n : 2 * n] * fu
+        bottom = g[2 * n : 3 * n] * (1 - fu) + g[3 * n :] * fu
+        return np.ascontiguousarray(top * (1 - fv) + bottom * fv, dtype=np.float32)
+    # (D, 4N), blended in that layout (contiguous rows) and transposed once at the end
+    g = desc_map.reshape(d, h4 * w4).take(corners, axis=1)
+    fu, fv = fu.T, fv.T
+    top = g[:, :n] * (1 - fu) + g[:, n : 2 * n] * fu
+    bottom = g[:, 2 * n : 3 * n] * (1 - fu) + g[:, 3 * n :] * fu
+    return np.ascontiguousarray((top * (1 - fv) + bottom * fv).T, dtype=np.float32)
 
 
 def dominated_cells(scores: np.ndarray, keypoints: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
