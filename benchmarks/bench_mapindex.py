@@ -91,9 +91,9 @@ def configurations(size: int, hnsw_max: int, multihash_max: int):
         out.append(("hnsw", MapIndexConfig(kind="hnsw", hnsw_m=16, ef_construction=40),
                     [{"ef_search": e} for e in (16, 64, 256)]))
     if size <= multihash_max:
-        # probing f flipped bits visits 1 + 16 (+ 120) buckets per table, and the 16-bit substrings of
-        # 64-of-256 descriptors crowd into the few values with about 4 ones: measured 50 queries/s with exact
-        # buckets at 10^6, so flipped bits are probed only at 10^5 (see --multihash-max)
+        # probing f flipped bits visits 1 + 16 (+ 120) buckets per table; measured 50 queries/s with exact
+        # buckets already at 10^6 (16-bit substrings of 64-of-256 codes hold about 4 ones, so entries probably
+        # crowd into few buckets), so flipped bits are probed only at 10^5 (and see --multihash-max)
         flips = (0, 1, 2) if size <= 100_000 else (0,)
         out.append(("multihash", MapIndexConfig(kind="multihash", nhash=16, hash_bits=16),
                     [{"nflip": f} for f in flips]))
