@@ -218,9 +218,11 @@ def camera_to_world(cam_from_world) -> np.ndarray:
     return np.linalg.inv(T)
 
 
-def localize_image(image_bgr: np.ndarray, method, points: dict, camera, *, max_error_px: float = 12.0) -> dict:
+def localize_image(image_bgr: np.ndarray, method, points: dict, camera, *, max_error_px: float = 4.0,
+                   min_inliers: int = 20) -> dict:
     """Absolute pose of one query image against map points; returns a dict with ``success``,
-    ``camera_to_world`` (4x4, map frame), ``matches``, ``inliers``."""
+    ``camera_to_world`` (4x4, map frame), ``matches``, ``inliers``. A pose with fewer than ``min_inliers``
+    RANSAC inliers is not reported (``success`` False, ``reason`` says why)."""
     pycolmap = _pycolmap()
     feats = method(image_bgr)
     query = {"keypoints": feats["keypoints"], "scores": feats["scores"], "descriptors": feats["descriptors"]}
@@ -239,6 +241,9 @@ def localize_image(image_bgr: np.ndarray, method, points: dict, camera, *, max_e
     if result is None:
         out["reason"] = "absolute pose RANSAC found no model"
         return out
-    out.update(success=True, inliers=int(result["num_inliers"]),
-               camera_to_world=camera_to_world(result["cam_from_world"]))
+    out["inliers"] = int(result["num_inliers"])
+    if out["inliers"] < min_inliers:
+        out["reason"] = f"only {out['inliers']} inliers (< {min_inliers})"
+        return out
+    out.update(success=True, camera_to_world=camera_to_world(result["cam_from_world"]))
     return out
