@@ -116,6 +116,22 @@ def test_a_different_plan_in_the_same_folder_is_refused(tmp_path):
         check_or_write_plan(tmp_path, {"images": 4, "options": {"shard_size": 2}}, "extract")
 
 
+def test_an_empty_folder_is_an_empty_run(tmp_path):
+    """No images: no shards, no Ray started, empty error table; matching it gives nothing."""
+    from zippypoint.resolve import model_file
+
+    try:
+        model = model_file("zippypoint", "onnx-int8")
+    except Exception as exc:  # noqa: BLE001 - only the packaged or cached model keeps this test quick
+        pytest.skip(f"no int8 model at hand: {exc}")
+    (tmp_path / "photos").mkdir()
+    result = extract_collection(str(tmp_path / "photos"), tmp_path / "run", _options(model), **QUIET)
+    assert (result.images, result.shards, result.extracted, result.errors) == (0, 0, 0, [])
+    assert parquet.read_errors(tmp_path / "run" / "errors.parquet") == []
+    matched = match_collection(tmp_path / "run", [], MatchingOptions(), **QUIET)
+    assert (matched.pairs, matched.tasks) == (0, 0)
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="runtime"):
         ExtractionOptions(runtime="torch")

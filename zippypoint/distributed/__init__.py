@@ -4,7 +4,8 @@
   pyarrow/fsspec filesystem) -> sharded features (Parquet or hloc h5), resumable, bad images in an error table;
 - :func:`zippypoint.distributed.match.match_collection`: a pair list (``pairs.py``) -> sharded matches with the
   Hamming matcher, each image's features loaded once per task;
-- ``zippypoint distributed extract|match`` on the command line; ``docs/distributed.md`` for clusters.
+- :func:`zippypoint.distributed.merge.merge_to_hloc`: one hloc features.h5 / matches.h5 from the shards;
+- ``zippypoint distributed extract|match|merge`` on the command line; ``docs/distributed.md`` for clusters.
 Nothing here imports Ray until a function runs.
 """
 
@@ -18,6 +19,7 @@ _LAZY = {
     "MatchingOptions": "zippypoint.distributed.match",
     "match_collection": "zippypoint.distributed.match",
     "list_images": "zippypoint.distributed.sources",
+    "merge_to_hloc": "zippypoint.distributed.merge",
 }
 
 __all__ = list(_LAZY)

@@ -187,7 +187,7 @@ def match_collection(features_dir: str | Path, pairs: list[tuple[str, str]],
     features_dir = Path(features_dir)
     out_dir = Path(out_dir) if out_dir is not None else features_dir
     files = feature_files(features_dir)
-    if not files:
+    if not files and not (features_dir / "extract-plan.json").is_file():  # an empty run has a plan, no shards
         raise FileNotFoundError(f"no feature shards (features-*.parquet / .h5) in {features_dir}")
     index = feature_index(files)
     tasks = plan_tasks(list(pairs), index, options.pairs_per_task)
