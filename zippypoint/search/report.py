@@ -10,6 +10,13 @@ from zippypoint.search.cluster import pareto_front
 LATENCY_KEY = "openvino@640x480/cpu"
 
 
+def _latency(lat: dict, key: str):
+    """``key`` of a candidate's latencies; for a float candidate its fp32 runs (OpenVINO / ONNX Runtime fp32)."""
+    if key in lat:
+        return lat[key]
+    return lat.get(key.replace("openvino", "openvino-fp32").replace("onnx-int8", "onnx"))
+
+
 def _fmt(v, digits=1) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
@@ -30,7 +37,7 @@ def markdown_table(results: dict) -> str:
         proxy = e.get("proxy", {}).get("hp_mma_3")
         lines.append(f"| {name} | {e.get('cluster', '')} | {'yes' if e.get('representative') else ''} | "
                      f"{fp32_label.strip()} | {f['params'] / 1e6:.2f} | "
-                     + " | ".join(_fmt(lat.get(c)) for c in cols) + f" | {_fmt(proxy, 3)} |")
+                     + " | ".join(_fmt(_latency(lat, c)) for c in cols) + f" | {_fmt(proxy, 3)} |")
     return "\n".join(lines)
 
 
@@ -42,10 +49,10 @@ def latency_accuracy_figure(results: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    reps = [n for n, e in results.items() if LATENCY_KEY in e.get("latency", {})]
+    reps = [n for n, e in results.items() if _latency(e.get("latency", {}), LATENCY_KEY) is not None]
     with_proxy = [n for n in reps if "hp_mma_3" in results[n].get("proxy", {})]
     names = with_proxy if len(with_proxy) >= 2 else reps
-    lat = [results[n]["latency"][LATENCY_KEY] for n in names]
+    lat = [_latency(results[n]["latency"], LATENCY_KEY) for n in names]
     if names is with_proxy:
         acc, label = [results[n]["proxy"]["hp_mma_3"] for n in names], "proxy accuracy: MMA@3 on hpatches-dev"
     else:
@@ -56,7 +63,7 @@ def latency_accuracy_figure(results: dict, path: str | Path) -> Path:
     ax.plot([lat[i] for i in front], [acc[i] for i in front], color="tab:red", lw=1.5, label="Pareto front")
     for i, n in enumerate(names):
         ax.annotate(n, (lat[i], acc[i]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.set_xlabel("OpenVINO network CPU ms at 640x480 (1 thread, 1-bit + int8 kernels)")
+    ax.set_xlabel("OpenVINO network CPU ms at 640x480 (1 thread; 1-bit + int8 kernels, fp32 for float candidates)")
     ax.set_ylabel(label)
     ax.set_title("Lean topology search: cluster representatives")
     ax.grid(alpha=0.3)
