@@ -207,3 +207,20 @@ def test_reconstruct_localize_bad_input(tmp_path, capsys):
     assert "not a map folder" in capsys.readouterr().err
     assert main(["reconstruct", str(tmp_path), "--out", str(tmp_path / "m"), "--method", "orb"]) == 2
     assert "at least 2 images" in capsys.readouterr().err
+
+
+def test_pose_pair_without_matches_counts_as_failed(kitti, tmp_path):
+    import cv2
+
+    from zippypoint.methods import create_method
+    from zippypoint.sfm.pose_eval import PosePair, evaluate_pairs
+
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((128, 416, 3), 90, np.uint8))
+    (tmp_path / "real.jpg").write_bytes((kitti / "0000000000.jpg").read_bytes())
+    K = np.array([[240.0, 0, 208], [0, 245, 64], [0, 0, 1]])
+    pair = PosePair("real.jpg", "blank.png", 0, 0, K, K, np.eye(4))
+    method = create_method("orb", 300)
+    method.load()
+    result = evaluate_pairs([pair], tmp_path, method, progress=False)
+    assert result["summary"]["failed"] == 1 and result["pairs"][0]["matches"] == 0
+    assert result["summary"]["auc@20"] == 0.0
