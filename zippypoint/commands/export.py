@@ -116,7 +116,8 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zippypoint.cli import EXIT_USAGE, UsageError
+    from zippypoint.cli import EXIT_FAILED, EXIT_USAGE, UsageError, error_line
+    from zippypoint.model.weights import WeightsError
 
     parser = argparse.ArgumentParser(prog="export_model", description=__doc__.splitlines()[0])
     add_arguments(parser)
@@ -125,3 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"export_model: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (WeightsError, ValueError, OSError, ImportError) as exc:
+        print(f"export failed: {error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
