@@ -1,4 +1,4 @@
-"""Torch-free deployment runtime: run an exported model with ONNX Runtime, post-process in numpy.
+"""Torch-free deployment runtime: run an exported model with ONNX Runtime or OpenVINO, post-process in numpy.
 
 Needs only numpy, onnxruntime and opencv: ``OnnxExtractor("zippypoint-int8.onnx").extract("image.jpg")``.
 """
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = {"OnnxExtractor": "zippypoint.runtime.onnx_extractor"}
+_LAZY = {"OnnxExtractor": "zippypoint.runtime.onnx_extractor",
+         "OpenVinoExtractor": "zippypoint.runtime.openvino_extractor"}
 
 __all__ = list(_LAZY)
 
