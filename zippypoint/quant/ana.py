@@ -137,6 +137,16 @@ def _safe_scale(scale):
     return scale, None
 
 
+def _hard_at_zero_scale(zero, hard, v, y, grad):
+    """Where the scale was zero (``zero`` from :func:`_safe_scale`): the hard stair ``hard(v)`` and no gradient."""
+    if zero is None:
+        return y, grad
+    y = torch.where(zero, hard(v), y)
+    if grad is not None:
+        grad = torch.where(zero, torch.zeros_like(grad), grad)
+    return y, grad
+
+
 def _pdf_sum(noise: NoiseDistribution, z: torch.Tensor, weights=None) -> torch.Tensor:
     """``sum_i w_i f(z_i)`` over the last axis; the larger one-sided derivative for uniform noise."""
     if noise.name == "uniform":
@@ -155,6 +165,31 @@ def _cdf_sum(noise: NoiseDistribution, z: torch.Tensor, weights=None) -> torch.T
 
 # ----------------------------------------------------------------------------------------------------------------
 # General stair
+
+
+class _Ana(torch.autograd.Function):
+    """Autograd of every ANA quantiser: ``compute(x, *args, need_grad)`` gives the forward value and the
+    elementwise derivative; ``x`` gets ``grad_out * derivative``, the parameters get no gradient."""
+
+    @staticmethod
+    def forward(ctx, compute, x, *args):
+        y, grad = compute(x, *args, True)
+        ctx.save_for_backward(grad)
+        ctx.num_args = len(args)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (grad,) = ctx.saved_tensors
+        return (None, grad_out * grad, *(None,) * ctx.num_args)
+
+
+def _run(compute, x: torch.Tensor, *args) -> torch.Tensor:
+    """``compute``'s value, through :class:`_Ana` when ``x`` needs a gradient."""
+    if wants_grad(x):
+        return _Ana.apply(compute, x, *args)
+    return compute(x, *args, False)[0]
 
 
 def _stair_compute(x, levels, thresholds, noise, strategy, mu, scale, generator, need_grad):
@@ -210,10 +245,7 @@ def _stair_compute(x, levels, thresholds, noise, strategy, mu, scale, generator,
             grad[sl] = _pdf_sum(noise_dist, z, deltas) / sc
     if need_value:
         y = value + levels[0]
-    if zero is not None:
-        y = torch.where(zero, hard(v), y)
-        if need_grad:
-            grad = torch.where(zero, torch.zeros_like(grad), grad)
+    y, grad = _hard_at_zero_scale(zero, hard, v, y, grad)
     y = y.reshape(x.shape).to(x.dtype)
     return y, (grad.reshape(x.shape).to(x.dtype) if need_grad else None)
 
@@ -230,20 +262,6 @@ def _vector(values, name: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Ten
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite")
     return t
-
-
-class _Stair(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, levels, thresholds, noise, strategy, mu, scale, generator):
-        y, grad = _stair_compute(x, levels, thresholds, noise, strategy, mu, scale, generator, True)
-        ctx.save_for_backward(grad)
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        (grad,) = ctx.saved_tensors
-        return grad_out * grad, None, None, None, None, None, None, None
 
 
 def ana_stair(
@@ -271,9 +289,7 @@ def ana_stair(
     Returns:
         Tensor shaped and typed like ``x``. Memory stays O(x.numel()): thresholds are visited in chunks.
     """
-    if wants_grad(x):
-        return _Stair.apply(x, levels, thresholds, noise, strategy, mu, scale, generator)
-    return _stair_compute(x, levels, thresholds, noise, strategy, mu, scale, generator, False)[0]
+    return _run(_stair_compute, x, levels, thresholds, noise, strategy, mu, scale, generator)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -304,25 +320,8 @@ def _sign_compute(x, noise, strategy, mu, scale, generator, need_grad):
         y = hard(v - s * n)
     # One threshold: the closed-support uniform pdf is already the larger one-sided derivative.
     grad = 2.0 * noise_dist.pdf(z) / s if need_grad else None
-    if zero is not None:
-        y = torch.where(zero, hard(v), y)
-        if need_grad:
-            grad = torch.where(zero, torch.zeros_like(grad), grad)
+    y, grad = _hard_at_zero_scale(zero, hard, v, y, grad)
     return y.to(x.dtype), (grad.to(x.dtype) if need_grad else None)
-
-
-class _Sign(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, noise, strategy, mu, scale, generator):
-        y, grad = _sign_compute(x, noise, strategy, mu, scale, generator, True)
-        ctx.save_for_backward(grad)
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        (grad,) = ctx.saved_tensors
-        return grad_out * grad, None, None, None, None, None
 
 
 def ana_sign(
@@ -339,9 +338,7 @@ def ana_sign(
     With uniform noise and ``scale = 1`` the backward is the clipped STE ``1[|x - mu| <= 1]``; triangular noise gives
     ApproxSign's ``2 - 2|x|``; logistic noise gives the derivative of ``tanh(x / (2 s))``.
     """
-    if wants_grad(x):
-        return _Sign.apply(x, noise, strategy, mu, scale, generator)
-    return _sign_compute(x, noise, strategy, mu, scale, generator, False)[0]
+    return _run(_sign_compute, x, noise, strategy, mu, scale, generator)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -386,25 +383,8 @@ def _grid_compute(x, step, qmin, qmax, noise, strategy, mu, scale, generator, ne
         index = hard(
             u - sigma * noise_dist.sample(u.shape, dtype=dtype, device=u.device, generator=generator)
         )
-    if zero is not None:
-        index = torch.where(zero, hard(u), index)
-        if need_grad:
-            slope = torch.where(zero, torch.zeros_like(slope), slope)
+    index, slope = _hard_at_zero_scale(zero, hard, u, index, slope)
     return finish(index), (slope.reshape(x.shape).to(x.dtype) if need_grad else None)
-
-
-class _Grid(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, step, qmin, qmax, noise, strategy, mu, scale, generator):
-        y, grad = _grid_compute(x, step, qmin, qmax, noise, strategy, mu, scale, generator, True)
-        ctx.save_for_backward(grad)
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        (grad,) = ctx.saved_tensors
-        return grad_out * grad, None, None, None, None, None, None, None, None
 
 
 def ana_grid_quantize(
@@ -435,6 +415,4 @@ def ana_grid_quantize(
     Returns:
         Tensor shaped and typed like ``x``.
     """
-    if wants_grad(x):
-        return _Grid.apply(x, step, qmin, qmax, noise, strategy, mu, scale, generator)
-    return _grid_compute(x, step, qmin, qmax, noise, strategy, mu, scale, generator, False)[0]
+    return _run(_grid_compute, x, step, qmin, qmax, noise, strategy, mu, scale, generator)
