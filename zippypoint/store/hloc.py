@@ -23,6 +23,8 @@ keypoints, ``-1`` = unmatched) and ``matching_scores0`` float32 [N0].
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,15 @@ def _h5py():
     except ImportError as exc:  # the optional `sfm` extra
         raise ImportError("the hloc store needs h5py: pip install 'zippypoint[sfm]'") from exc
     return h5py
+
+
+@contextmanager
+def _new_group(h5_path: str | Path, name: str) -> Iterator:
+    """Group ``name`` of the HDF5 file (created if missing), made anew: an old group of that name is deleted."""
+    with _h5py().File(str(h5_path), "a") as f:
+        if name in f:
+            del f[name]
+        yield f.create_group(name)
 
 
 def _check_name(name: str, what: str = "name") -> str:
@@ -83,11 +94,7 @@ def write_features(h5_path: str | Path, name: str, features: dict, image_size: t
     size = np.asarray(image_size, dtype=np.int64).reshape(-1)
     if size.shape != (2,) or (size <= 0).any():
         raise ValueError(f"image_size: expected (width, height) > 0, got {image_size!r}")
-    h5py = _h5py()
-    with h5py.File(str(h5_path), "a") as f:
-        if name in f:
-            del f[name]
-        grp = f.create_group(name)
+    with _new_group(h5_path, name) as grp:
         grp.create_dataset("keypoints", data=kpts)
         grp.create_dataset("scores", data=scores)
         ds = grp.create_dataset("descriptors", data=np.ascontiguousarray(desc.T))
@@ -158,11 +165,7 @@ def write_matches(h5_path: str | Path, name0: str, name1: str, matches, scores=N
     matches0[m[:, 0]] = m[:, 1]
     scores0[m[:, 0]] = s
     pair = names_to_pair(name0, name1)
-    h5py = _h5py()
-    with h5py.File(str(h5_path), "a") as f:
-        if pair in f:
-            del f[pair]
-        grp = f.create_group(pair)
+    with _new_group(h5_path, pair) as grp:
         grp.create_dataset("matches0", data=matches0)
         grp.create_dataset("matching_scores0", data=scores0)
 
