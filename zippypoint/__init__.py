@@ -7,7 +7,7 @@ Heavy names are resolved lazily on first attribute access.
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -22,9 +22,4 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

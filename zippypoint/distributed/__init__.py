@@ -11,7 +11,7 @@ Nothing here imports Ray until a function runs.
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
 _LAZY = {
     "ExtractionOptions": "zippypoint.distributed.extract",
@@ -24,9 +24,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint.distributed' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -6,24 +6,14 @@
 
 from __future__ import annotations
 
-import importlib
+from zippypoint.lazy import lazy_names
 
-_LAZY = {
-    "write_features": "zippypoint.store.hloc",
-    "read_features": "zippypoint.store.hloc",
-    "list_names": "zippypoint.store.hloc",
-    "write_matches": "zippypoint.store.hloc",
-    "read_matches": "zippypoint.store.hloc",
-    "names_to_pair": "zippypoint.store.hloc",
-    "unpack_to_float": "zippypoint.store.hloc",
-    "image_name": "zippypoint.store.hloc",
-}
+_LAZY = dict.fromkeys(
+    ("write_features", "read_features", "list_names", "write_matches", "read_matches", "names_to_pair",
+     "unpack_to_float", "image_name"),
+    "zippypoint.store.hloc",
+)
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zippypoint.store' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
