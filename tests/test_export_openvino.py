@@ -159,21 +159,10 @@ def test_matches_fake_quant_pytorch_on_photos():
 
 
 def _hpatches_scores(extractor, size=(320, 240), top_k=300) -> dict:
-    from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
-    from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
-    from zippypoint.methods.base import sorted_features
+    from zippypoint.eval.protocol import MMA_THRESHOLDS
+    from zippypoint.eval.quick import hpatches_pair_values
 
-    values = []
-    for seq in find_sequences(HPATCHES):
-        feats, sizes = {}, {}
-        for k, path in seq.images.items():
-            image = read_image_bgr(path)
-            sizes[k] = (image.shape[1], image.shape[0])
-            out = extractor.extract(resize_image(image, size))
-            feats[k] = sorted_features(out["keypoints"], out["scores"], out["descriptors"])
-        for pair in seq.pairs():
-            h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
-            values.append(evaluate_pair(feats[1], feats[pair.k], h, size, top_k, "binary", ransac_orders=256))
+    values = hpatches_pair_values(extractor.extract, HPATCHES, size, top_k, "binary", ransac_orders=256)
     i3 = list(MMA_THRESHOLDS).index(3)
     return {"mma_3": float(np.mean([v["mma"][i3] for v in values])),
             "c3_256": float(np.mean([v["correctness_3_orders"] for v in values]))}
