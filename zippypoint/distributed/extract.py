@@ -155,8 +155,6 @@ class ShardExtractor:
 
 def write_shard(out_dir: Path, shard: int, fmt: str, records: list, errors: list) -> None:
     """Errors first, then the features file (its existence marks the shard finished); both atomic."""
-    import os
-
     from zippypoint.store.parquet import write_errors, write_features
 
     write_errors(shard_file(out_dir, "errors", shard, ".parquet"), errors)
@@ -164,20 +162,15 @@ def write_shard(out_dir: Path, shard: int, fmt: str, records: list, errors: list
     if fmt == "parquet":
         write_features(target, records)
         return
+    import h5py
+
+    from zippypoint.store.atomic import atomic_path
     from zippypoint.store.hloc import write_features as write_h5
 
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.unlink(missing_ok=True)
-    try:
+    with atomic_path(target) as partial:
+        h5py.File(partial, "w").close()  # an empty shard still needs its file
         for name, size, feats in records:
             write_h5(partial, name, feats, size)
-        if not records:  # an empty shard still needs its file
-            import h5py
-
-            h5py.File(partial, "w").close()
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

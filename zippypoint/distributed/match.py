@@ -140,8 +140,6 @@ class PairMatcher:
 
 
 def write_matches_shard(out_dir: Path, task: int, fmt: str, records: list, num_keypoints: dict) -> None:
-    import os
-
     target = shard_file(out_dir, "matches", task, SUFFIX[fmt])
     if fmt == "parquet":
         from zippypoint.store.parquet import write_matches
@@ -150,17 +148,13 @@ def write_matches_shard(out_dir: Path, task: int, fmt: str, records: list, num_k
         return
     import h5py
 
+    from zippypoint.store.atomic import atomic_path
     from zippypoint.store.hloc import write_matches as write_h5
 
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    partial.unlink(missing_ok=True)
-    try:
-        h5py.File(partial, "w").close()
+    with atomic_path(target) as partial:
+        h5py.File(partial, "w").close()  # an empty shard still needs its file
         for a, b, m in records:
             write_h5(partial, a, b, m, num_keypoints0=num_keypoints[a])
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -21,41 +21,26 @@ def merge_to_hloc(run_dir: str | Path, features_h5: str | Path | None = None,
                   matches_h5: str | Path | None = None) -> tuple[int, int]:
     """Write the run's features to ``features_h5`` and its matches to ``matches_h5`` (either may be None);
     returns (images written, pairs written). Existing files are replaced atomically."""
-    import os
-
     from zippypoint.distributed.extract import feature_files
     from zippypoint.store import hloc
+    from zippypoint.store.atomic import atomic_path
 
     run_dir = Path(run_dir)
     images = pairs = 0
     keypoints: dict[str, int] = {}
     if features_h5 is not None:
-        target = Path(features_h5)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        try:
+        with atomic_path(features_h5) as partial:  # no image: nothing written, the target left as it was
             for path in feature_files(run_dir):
                 for name, feats in _shard_features(path).items():
                     size = feats.get("image_size")
                     hloc.write_features(partial, name, feats, tuple(int(v) for v in size))
                     keypoints[name] = len(feats["keypoints"])
                     images += 1
-            if images:
-                os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
     if matches_h5 is not None:
-        target = Path(matches_h5)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        try:
+        with atomic_path(matches_h5) as partial:  # no pair: nothing written, the target left as it was
             for a, b, m in _run_matches(run_dir):
                 hloc.write_matches(partial, a, b, m, num_keypoints0=keypoints.get(a))
                 pairs += 1
-            if pairs:
-                os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
     return images, pairs
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from zippypoint.store.atomic import atomic_path
 
 PLAN_FILE = "plan.json"
 
@@ -42,12 +43,8 @@ def items_digest(items: Sequence) -> str:
 def write_json_atomic(path: str | Path, data: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
+    with atomic_path(path) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

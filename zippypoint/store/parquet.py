@@ -19,11 +19,12 @@ never sees half a file. Every reader takes one file or a sequence of files (the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from zippypoint.store.atomic import atomic_path
 
 DESCRIPTOR_BYTES = 32
 
@@ -113,12 +114,8 @@ def write_table_atomic(table, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
+    with atomic_path(path) as partial:
         pq.write_table(table, partial, compression="zstd")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
