@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.distributed.shards import (
+    check_options,
     check_or_write_plan,
     items_digest,
     remove_partials,
     shard_file,
     shard_ranges,
+    write_h5_shard,
     write_json_atomic,
 )
 from zippypoint.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE
@@ -58,11 +60,7 @@ class ExtractionOptions:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
-        for field in ("shard_size", "workers", "threads_per_worker"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        check_options(self, FORMATS, ("shard_size", "workers", "threads_per_worker"))
 
     def extractor_config(self) -> dict:
         return {"max_keypoints": self.max_keypoints, "score_threshold": self.score_threshold,
@@ -162,15 +160,9 @@ def write_shard(out_dir: Path, shard: int, fmt: str, records: list, errors: list
     if fmt == "parquet":
         write_features(target, records)
         return
-    import h5py
-
-    from zippypoint.store.atomic import atomic_path
     from zippypoint.store.hloc import write_features as write_h5
 
-    with atomic_path(target) as partial:
-        h5py.File(partial, "w").close()  # an empty shard still needs its file
-        for name, size, feats in records:
-            write_h5(partial, name, feats, size)
+    write_h5_shard(target, lambda path, name, size, feats: write_h5(path, name, feats, size), records)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ import numpy as np
 from zippypoint.distributed.extract import SUFFIX, _run_actors, feature_files
 from zippypoint.distributed.pairs import write_pairs
 from zippypoint.distributed.shards import (
+    check_options,
     check_or_write_plan,
     items_digest,
     remove_partials,
     shard_file,
+    write_h5_shard,
     write_json_atomic,
 )
 
@@ -42,11 +44,7 @@ class MatchingOptions:
     threads_per_worker: int = 1  # Ray CPUs per actor
 
     def __post_init__(self) -> None:
-        if self.format not in SUFFIX:
-            raise ValueError(f"format must be one of {tuple(SUFFIX)}, got {self.format!r}")
-        for field in ("pairs_per_task", "workers", "threads_per_worker"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        check_options(self, tuple(SUFFIX), ("pairs_per_task", "workers", "threads_per_worker"))
 
     def matcher_kwargs(self) -> dict:
         return {"ratio": self.ratio, "mutual": self.mutual, "max_distance": self.max_distance}
@@ -146,15 +144,9 @@ def write_matches_shard(out_dir: Path, task: int, fmt: str, records: list, num_k
 
         write_matches(target, records)
         return
-    import h5py
-
-    from zippypoint.store.atomic import atomic_path
     from zippypoint.store.hloc import write_matches as write_h5
 
-    with atomic_path(target) as partial:
-        h5py.File(partial, "w").close()  # an empty shard still needs its file
-        for a, b, m in records:
-            write_h5(partial, a, b, m, num_keypoints0=num_keypoints[a])
+    write_h5_shard(target, lambda path, a, b, m: write_h5(path, a, b, m, num_keypoints0=num_keypoints[a]), records)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,26 @@ def write_json_atomic(path: str | Path, data: dict) -> Path:
     return path
 
 
+def check_options(options, formats: Sequence[str], at_least_one: Sequence[str]) -> None:
+    """ValueError unless ``options.format`` is one of ``formats`` and every field named in ``at_least_one`` is >= 1."""
+    if options.format not in formats:
+        raise ValueError(f"format must be one of {tuple(formats)}, got {options.format!r}")
+    for field in at_least_one:
+        if getattr(options, field) < 1:
+            raise ValueError(f"{field} must be >= 1, got {getattr(options, field)}")
+
+
+def write_h5_shard(target: Path, write_record, records: Sequence[tuple]) -> None:
+    """The hloc h5 shard ``target``, written atomically by ``write_record(path, *record)`` for each record;
+    a shard without records is an empty file (it still marks the shard finished)."""
+    import h5py
+
+    with atomic_path(target) as partial:
+        h5py.File(partial, "w").close()
+        for record in records:
+            write_record(partial, *record)
+
+
 def check_or_write_plan(out_dir: str | Path, plan: dict, kind: str) -> None:
     """Write ``<kind>-plan.json``, or check that an existing one equals ``plan`` (raises ValueError if not)."""
     path = Path(out_dir) / f"{kind}-{PLAN_FILE}"
