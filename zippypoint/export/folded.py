@@ -18,7 +18,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zippypoint.model.network import BinaryResidualBlock, ConvBNAct, Downsample, ZippyPointNet, head_maps
+from zippypoint.model.network import (
+    BinaryResidualBlock,
+    ConvBNAct,
+    Downsample,
+    ZippyPointNet,
+    backbone_features,
+    head_maps,
+)
 from zippypoint.quant.quantizers import ActivationQuantizer, fake_quant_ste
 
 _BIG = torch.finfo(torch.float32).max
@@ -228,13 +235,7 @@ class FoldedZippyPoint(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - 0.5) * self.config.input_scale
-        x = self.conv_in(x)
-        if self.down1 is not None:
-            x = self.down1(x)
-        x = self.block1b(self.block1a(x))
-        x = self.block2b(self.block2a(self.down2(x)))
-        x = self.block3b(self.block3a(self.down3(x)))
-        scores, offsets, desc = head_maps(self, self.block4b(self.block4a(x)))
+        scores, offsets, desc = head_maps(self, backbone_features(self, x))
         return {"scores": zero_border(scores), "keypoints": offsets_to_pixels(offsets), "descriptors": desc}
 
 

@@ -148,13 +148,7 @@ class ZippyPointNet(nn.Module):
             self.desc_out = Int8Conv2d(hw, d, 3, padding=1, bias=True, quantized=q)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv_in(x)
-        if self.down1 is not None:
-            x = self.down1(x)
-        x = self.block1b(self.block1a(x))
-        x = self.block2b(self.block2a(self.down2(x)))
-        x = self.block3b(self.block3a(self.down3(x)))
-        return self.block4b(self.block4a(x))
+        return backbone_features(self, x)
 
     def check_input(self, image: torch.Tensor) -> None:
         if not torch.is_tensor(image):
@@ -178,6 +172,18 @@ class ZippyPointNet(nn.Module):
             "keypoints": cell_offsets_to_pixels(offsets, image.shape[-2], image.shape[-1]),
             "descriptors": desc,
         }
+
+
+def backbone_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The backbone stages of ``net`` (the network or its folded view, which name their modules alike) on the
+    normalised input ``x``."""
+    x = net.conv_in(x)
+    if net.down1 is not None:
+        x = net.down1(x)
+    x = net.block1b(net.block1a(x))
+    x = net.block2b(net.block2a(net.down2(x)))
+    x = net.block3b(net.block3a(net.down3(x)))
+    return net.block4b(net.block4a(x))
 
 
 def head_maps(net: nn.Module, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
