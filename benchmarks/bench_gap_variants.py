@@ -169,6 +169,7 @@ def main(argv=None) -> int:
     from zippypoint.export.int8 import find_images
     from zippypoint.io import parse_resize
     from zippypoint.runtime.latency import compare_latency
+    from zippypoint.timing import speedup_cell
 
     set_threads(args.threads)
     torch.set_num_threads(args.threads)
@@ -199,10 +200,8 @@ def main(argv=None) -> int:
              "| variant | GMAC 640x480 | " + " | ".join(f"{s} ms (vs base)" for s in sizes) + " |",
              "|---|---:|" + "---:|" * len(sizes)]
     for name in variants:
-        cells = []
-        for s in sizes:
-            ms, base = results["latency"][s][name]["median_ms"], results["latency"][s].get("base", {}).get("median_ms")
-            cells.append(f"{ms:.1f}" + (f" ({base / ms:.2f}x)" if base else ""))
+        cells = [speedup_cell(results["latency"][s][name]["median_ms"],
+                              results["latency"][s].get("base", {}).get("median_ms")) for s in sizes]
         lines.append(f"| {name} | {results['variants'][name]['gmac_640x480']:.1f} | " + " | ".join(cells) + " |")
     lines.append("| XFeat (kornia, fp32, end to end incl. its NMS and sampling) | - | " +
                  " | ".join(f"{results['xfeat'][s]['median_ms']:.1f}" for s in sizes) + " |")

@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     from zippypoint.export.onnx_export import trace_to_onnx
     from zippypoint.io import parse_resize, prepare_image, read_image
     from zippypoint.runtime.latency import compare_latency, machine_description
+    from zippypoint.timing import speedup_cell
 
     net, sha = load_export_model(args.model, weights=args.weights, random_weights=args.random_weights)
     calib = dict(calibration_dir=args.calibration_dir or DEFAULT_CALIBRATION_DIR,
@@ -97,10 +98,8 @@ def main(argv=None) -> int:
              "| model | " + " | ".join(results["latency"]) + " | layer agreement (mean / min) | desc bits | kernels |",
              "|---|" + "---|" * len(results["latency"]) + "---|---|---|"]
     for name in paths:
-        cells = []
-        for lat in results["latency"].values():
-            ms = lat[name]["median_ms"]
-            cells.append(f"{ms:.1f} ms ({lat['fp32-folded']['median_ms'] / ms:.2f}x)")
+        cells = [speedup_cell(lat[name]["median_ms"], lat["fp32-folded"]["median_ms"], " ms")
+                 for lat in results["latency"].values()]
         agree = results["agreement"].get(name)
         parity = (f"{agree['mean_equal']:.3f} / {agree['min_equal']:.3f} | {agree['descriptor_bits_equal']:.4f}"
                   if agree else "- | -")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zippypoint.timing import StageClock, fps, interleaved_times, summarize_ms, time_call
+from zippypoint.timing import StageClock, fps, interleaved_times, speedup_cell, summarize_ms, time_call
 
 times = st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=60)
 
@@ -66,3 +66,8 @@ def test_interleaved_times_refuses_bad_counts():
     for kwargs in ({"runs": 0}, {"runs": 1, "warmup": -1}, {"runs": 1, "block": 0}):
         with pytest.raises(ValueError):
             interleaved_times({"a": lambda r: None}, **kwargs)
+
+
+def test_speedup_cell_shows_the_median_and_the_base_over_it():
+    assert speedup_cell(10.04, 25.1, " ms") == "10.0 ms (2.50x)"
+    assert speedup_cell(10.04, None) == "10.0"  # no base: the median alone

@@ -37,6 +37,13 @@ def fps(median_ms: float) -> float:
     return 1000.0 / median_ms
 
 
+def speedup_cell(median_ms: float, base_ms: float | None, unit: str = "") -> str:
+    """A table cell ``"12.3<unit> (1.52x)"``: a median and how many times faster it is than ``base_ms``
+    (the median alone where there is no base)."""
+    cell = f"{median_ms:.1f}{unit}"
+    return cell if base_ms is None else f"{cell} ({base_ms / median_ms:.2f}x)"
+
+
 class StageClock:
     """Times consecutive stages of one call: ``clock.lap("network")`` closes the stage that ran since the
     previous lap (or since construction). ``total_ms`` spans all laps."""
