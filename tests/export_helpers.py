@@ -57,3 +57,17 @@ def sample_photos(count: int) -> list[Path]:
     spread = find_images(PHOTOS, 4 * CALIBRATION_COUNT + 1)
     calibration = set(find_images(PHOTOS, CALIBRATION_COUNT))
     return [p for p in spread if p not in calibration][1::3][:count]
+
+
+def assert_folded_equals_network(model, x, **fold_options) -> None:
+    """The folded deployment view of full-precision ``model`` (``FoldedZippyPoint(model, **fold_options)``)
+    gives the network's outputs on ``x`` to float tolerance."""
+    import torch
+
+    from zippypoint.export.folded import FoldedZippyPoint
+
+    folded = FoldedZippyPoint(model, **fold_options)
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-5)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from export_helpers import assert_folded_equals_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,12 +28,7 @@ def _random_bn(model, seed=0):
 def test_folded_full_precision_equals_network(sign_as_threshold):
     torch.manual_seed(0)
     model = _random_bn(create_model("zippypoint-fp"))
-    folded = FoldedZippyPoint(model, sign_as_threshold=sign_as_threshold)
-    x = torch.rand(2, 3, 48, 72)
-    with torch.no_grad():
-        a, b = model(x), folded(x)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-5)
+    assert_folded_equals_network(model, torch.rand(2, 3, 48, 72), sign_as_threshold=sign_as_threshold)
 
 
 LAYERS = ("conv_in", "down1", "block1a", "block1b", "down2", "block2a", "block2b", "down3", "block3a", "block3b",

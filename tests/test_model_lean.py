@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from export_helpers import assert_folded_equals_network
 
-from zippypoint.export.folded import FoldedZippyPoint
 from zippypoint.model.complexity import count_complexity
 from zippypoint.model.config import ModelConfig
 from zippypoint.model.network import ZippyPointNet
@@ -51,12 +51,7 @@ def test_options_give_the_documented_maps(options):
 def test_folded_view_follows_the_options(options):
     torch.manual_seed(0)
     model = _random_bn(ZippyPointNet(ModelConfig(in_channels=1, quantized=False, **options)))
-    folded = FoldedZippyPoint(model, sign_as_threshold=True)
-    x = torch.rand(1, 1, 48, 72)
-    with torch.no_grad():
-        a, b = model(x), folded(x)
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], atol=1e-4, rtol=1e-5)
+    assert_folded_equals_network(model, torch.rand(1, 1, 48, 72), sign_as_threshold=True)
 
 
 def test_lean_preset_is_cheaper_and_validated():
