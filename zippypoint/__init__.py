@@ -11,15 +11,10 @@ from zippypoint.lazy import lazy_names
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "create_model": "zippypoint.model.registry",
-    "list_models": "zippypoint.model.registry",
-    "get_preset": "zippypoint.model.registry",
-    "Extractor": "zippypoint.extractor",
-    "ExtractorConfig": "zippypoint.extractor",
-    "match_hamming": "zippypoint.binary_desc.matcher",
-}
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.model.registry": ("create_model", "list_models", "get_preset"),
+    "zippypoint.extractor": ("Extractor", "ExtractorConfig"),
+    "zippypoint.binary_desc.matcher": ("match_hamming",),
+})
 
-__all__ = ["__version__", *_LAZY]
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__ = ["__version__", *__all__]

@@ -1,8 +1,8 @@
-"""Lazy public names for packages: ``__getattr__`` and ``__dir__`` that import a submodule on first use.
+"""Lazy public names for packages: ``__all__``, ``__getattr__`` and ``__dir__`` that import a submodule on first use.
 
-    _LAZY = {"OnnxExtractor": "zippypoint.runtime.onnx_extractor"}
-    __all__ = list(_LAZY)
-    __getattr__, __dir__ = lazy_names(__name__, _LAZY)
+    __all__, __getattr__, __dir__ = lazy_names(__name__, {
+        "zippypoint.runtime.onnx_extractor": ("OnnxExtractor",),
+    })
 
 So that importing a package never imports torch, OpenCV or ONNX Runtime until a name that needs them is used.
 """
@@ -10,12 +10,16 @@ So that importing a package never imports torch, OpenCV or ONNX Runtime until a 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 
-def lazy_names(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``, whose attribute ``name`` is ``names[name]``'s attribute of
-    the same name; unknown names raise AttributeError as for any module."""
+def lazy_names(
+    package: str, modules: Mapping[str, Sequence[str]]
+) -> tuple[list[str], Callable[[str], object], Callable[[], list[str]]]:
+    """``(__all__, __getattr__, __dir__)`` for ``package``, whose attribute ``name`` listed under a module in
+    ``modules`` is that module's attribute of the same name; unknown names raise AttributeError as for any
+    module."""
+    names = {name: module for module, listed in modules.items() for name in listed}
 
     def __getattr__(name: str):
         module = names.get(name)
@@ -26,4 +30,4 @@ def lazy_names(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], 
     def __dir__() -> list[str]:
         return sorted({*vars(importlib.import_module(package)), *names})
 
-    return __getattr__, __dir__
+    return list(names), __getattr__, __dir__

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = {
-    "lml_projection": "zippypoint.binary_desc.lml",
-    "topk_binarize": "zippypoint.binary_desc.binarize",
-    "pack_bits": "zippypoint.binary_desc.packing",
-    "unpack_bits": "zippypoint.binary_desc.packing",
-    "hamming_distance_matrix": "zippypoint.binary_desc.hamming",
-    "match_hamming": "zippypoint.binary_desc.matcher",
-    "faiss_available": "zippypoint.binary_desc.matcher",
-}
-
-__all__ = list(_LAZY)
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.binary_desc.lml": ("lml_projection",),
+    "zippypoint.binary_desc.binarize": ("topk_binarize",),
+    "zippypoint.binary_desc.packing": ("pack_bits", "unpack_bits"),
+    "zippypoint.binary_desc.hamming": ("hamming_distance_matrix",),
+    "zippypoint.binary_desc.matcher": ("match_hamming", "faiss_available"),
+})

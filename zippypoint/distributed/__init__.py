@@ -13,15 +13,9 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = {
-    "ExtractionOptions": "zippypoint.distributed.extract",
-    "extract_collection": "zippypoint.distributed.extract",
-    "MatchingOptions": "zippypoint.distributed.match",
-    "match_collection": "zippypoint.distributed.match",
-    "list_images": "zippypoint.distributed.sources",
-    "merge_to_hloc": "zippypoint.distributed.merge",
-}
-
-__all__ = list(_LAZY)
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.distributed.extract": ("ExtractionOptions", "extract_collection"),
+    "zippypoint.distributed.match": ("MatchingOptions", "match_collection"),
+    "zippypoint.distributed.sources": ("list_images",),
+    "zippypoint.distributed.merge": ("merge_to_hloc",),
+})

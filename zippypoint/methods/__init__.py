@@ -14,17 +14,7 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = {
-    "Method": "zippypoint.methods.base",
-    "MethodUnavailable": "zippypoint.methods.base",
-    "check_features": "zippypoint.methods.base",
-    "sorted_features": "zippypoint.methods.base",
-    "create_method": "zippypoint.methods.registry",
-    "candidate_budget": "zippypoint.methods.registry",
-    "default_method_names": "zippypoint.methods.registry",
-    "PEER_NAMES": "zippypoint.methods.registry",
-}
-
-__all__ = list(_LAZY)
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.methods.base": ("Method", "MethodUnavailable", "check_features", "sorted_features"),
+    "zippypoint.methods.registry": ("create_method", "candidate_budget", "default_method_names", "PEER_NAMES"),
+})

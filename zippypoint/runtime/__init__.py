@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = {"OnnxExtractor": "zippypoint.runtime.onnx_extractor",
-         "OpenVinoExtractor": "zippypoint.runtime.openvino_extractor"}
-
-__all__ = list(_LAZY)
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.runtime.onnx_extractor": ("OnnxExtractor",),
+    "zippypoint.runtime.openvino_extractor": ("OpenVinoExtractor",),
+})

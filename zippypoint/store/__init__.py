@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from zippypoint.lazy import lazy_names
 
-_LAZY = dict.fromkeys(
-    ("write_features", "read_features", "list_names", "write_matches", "read_matches", "names_to_pair",
-     "unpack_to_float", "image_name"),
-    "zippypoint.store.hloc",
-)
-
-__all__ = list(_LAZY)
-
-__getattr__, __dir__ = lazy_names(__name__, _LAZY)
+__all__, __getattr__, __dir__ = lazy_names(__name__, {
+    "zippypoint.store.hloc": (
+        "write_features", "read_features", "list_names", "write_matches", "read_matches", "names_to_pair",
+        "unpack_to_float", "image_name",
+    ),
+})
