@@ -95,7 +95,8 @@ def test_repulsion_enters_the_total_loss():
     h = torch.eye(3).expand(2, 3, 3)
     base = homographic_losses(s, t, h, LossConfig(), (80, 64))
     rep = homographic_losses(s, t, h, LossConfig(repulsion_weight=2.0), (80, 64))
-    assert float(rep["total"]) == pytest.approx(float(base["total"]) + 2.0 * float(rep["repulsion"]), rel=1e-5)
+    total, base_total = float(rep["total"].detach()), float(base["total"].detach())
+    assert total == pytest.approx(base_total + 2.0 * float(rep["repulsion"]), rel=1e-5)
 
 
 def test_saturation_penalty_only_beyond_the_bound_and_its_gradient_shrinks_the_logit():
