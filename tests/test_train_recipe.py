@@ -1,4 +1,4 @@
-"""Recipe fixes of issue 11: hard codes with LML gradients, repulsion, offset saturation, detached descriptor
+"""Training recipe fixes: hard codes with LML gradients, repulsion, offset saturation, detached descriptor
 points, rigid pixel-space rotations, the fixed development split and the distillation teacher."""
 
 from __future__ import annotations
