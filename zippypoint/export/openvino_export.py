@@ -106,7 +106,7 @@ def _u1_constant(signs: np.ndarray):
     import openvino as ov
 
     tensor = ov.Tensor(ov.Type.u1, list(signs.shape))
-    bits = np.packbits((signs > 0).reshape(-1), bitorder="little")  # OpenVINO's u1 layout (SPEC §7)
+    bits = np.packbits((signs > 0).reshape(-1), bitorder="little")  # OpenVINO's u1 layout (docs/design.md §7)
     np.asarray(tensor.data).view(np.uint8).reshape(-1)[:] = bits
     return ov.op.Constant(tensor)
 
