@@ -49,8 +49,9 @@ register(Preset("zippypoint-gray", ModelConfig(in_channels=1, quantized=True),
 register(Preset("zippypoint-fp-gray", ModelConfig(in_channels=1, quantized=False),
                 "full precision, 1-channel grayscale input"))
 # the lean topology chosen by the search (docs/search.md): gray input, stride-2 input conv (no down1), the paper's
-# binary stages, one int8 3x3 conv shared by the three heads, descriptors at H/8 (a quarter of the map to sample)
-LEAN = ModelConfig(in_channels=1, quantized=True, stem_stride=2, descriptor_stride=8, shared_head=True)
+# binary stages, one int8 3x3 conv of 128 channels shared by the three heads, descriptors at H/8 (a quarter of the
+# map to sample)
+LEAN = ModelConfig(in_channels=1, quantized=True, stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128)
 register(Preset("zippypoint-lean", LEAN,
                 "searched lean topology: gray, stride-2 stem, shared int8 head, descriptors at H/8 (mixed precision)"))
 register(Preset("zippypoint-lean-fp", dataclasses.replace(LEAN, quantized=False),

@@ -13,6 +13,7 @@ from zippypoint.train.homography import HomographyConfig
 from zippypoint.train.losses import LossConfig
 
 STAGES = ("full", "quantize", "descriptor")
+TEACHERS = ("aliked-t16", "aliked-n16", "zippypoint")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class TrainConfig:
     preset: str = "zippypoint-fp"  # model preset to train (see `zippypoint info`)
     stage: str = "full"  # "full": all weights; "quantize": all weights with ANA; "descriptor": descriptor head only
     init: str | None = None  # safetensors weights to start from (e.g. the previous stage's final weights)
+    # load only the tensors of ``init`` whose names and shapes fit (another topology's weights); the rest stays random
+    init_partial: bool = False
     epochs: float = 10.0  # passes over the training images (fractions allowed)
     max_steps: int | None = None  # optional hard cap on optimiser steps
     max_minutes: float | None = None  # optional wall-time budget; the lr schedule follows the larger progress
@@ -42,7 +45,9 @@ class TrainConfig:
     ana: dict[str, Any] | None = None  # AnnealingConfig fields (quantize stage); None = plain STE
     ana_targets: str = "binary"  # which quantisers ANA drives: "binary" (sign) or "all" (sign + int8 activations)
     exclude_dev: bool = True  # leave out the fixed development split (zippypoint.train.split) entirely
-    teacher: str | None = None  # distillation teacher ("aliked-t16", "aliked-n16"); None = self-supervised only
+    # distillation teacher: "aliked-t16", "aliked-n16" (zippypoint.train.distill) or "zippypoint" (the shipped paper
+    # model, zippypoint.train.network_teacher); None = self-supervised only
+    teacher: str | None = None
     snapshot_every: int = 0  # steps between kept weight snapshots (step_NNNNNN.safetensors) for selection; 0 = none
     loss: LossConfig = field(default_factory=LossConfig)
     homography: HomographyConfig = field(default_factory=HomographyConfig)
@@ -55,8 +60,8 @@ class TrainConfig:
             raise ValueError(f"loss.descriptor_loss must be 'infonce' or 'triplet', got {self.loss.descriptor_loss!r}")
         if self.loss.descriptor_forward not in ("soft", "hard"):
             raise ValueError(f"loss.descriptor_forward must be 'soft' or 'hard', got {self.loss.descriptor_forward!r}")
-        if self.teacher is not None and self.teacher not in ("aliked-t16", "aliked-n16"):
-            raise ValueError(f"teacher must be 'aliked-t16', 'aliked-n16' or null, got {self.teacher!r}")
+        if self.teacher is not None and self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {TEACHERS} or null, got {self.teacher!r}")
         if self.ana_targets not in ("binary", "all"):
             raise ValueError(f"ana_targets must be 'binary' or 'all', got {self.ana_targets!r}")
         if self.batch_size < 1 or self.epochs <= 0:

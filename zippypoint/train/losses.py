@@ -41,6 +41,8 @@ class LossConfig:
     teacher_descriptor_weight: float = 1.0  # distillation: cross-entropy to the teacher's similarity rows
     teacher_temperature: float = 0.05  # softmax temperature on the teacher's cosine similarities
     teacher_points: int = 128  # anchors per image for the similarity distillation
+    teacher_feature_weight: float = 1.0  # network teacher: MSE between the stem activations (lean stem only)
+    homographic_weight: float = 1.0  # weight of all self-supervised losses above (0 = distillation only)
 
 
 def _flatten_points(kp: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -17,6 +18,7 @@ from zippypoint.train.config import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.safetensors"
+log = logging.getLogger(__name__)
 RUN_LENGTH_KEYS = ("epochs", "max_steps", "max_minutes")  # may change between resumes (to extend a run)
 DESC_HEAD = ("desc_conv1", "desc_conv2", "desc_conv3", "desc_out")
 
@@ -62,9 +64,28 @@ def build_model(cfg: TrainConfig):
     from zippypoint.model.registry import create_model, load_weights
 
     model = create_model(cfg.preset)
-    if cfg.init:
+    if cfg.init and cfg.init_partial:
+        load_fitting(model, cfg.init)
+    elif cfg.init:
         load_weights(model, cfg.init)
     return model
+
+
+def load_fitting(model, path) -> tuple[list[str], list[str]]:
+    """Load the tensors of ``path`` whose names and shapes fit ``model`` (weights of another topology);
+    returns (loaded, left random) names and logs both counts. Refuses a file of which nothing fits."""
+    from zippypoint.model.weights import WeightsError, read_state_dict
+
+    state, _ = read_state_dict(path)
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not fit:
+        raise WeightsError(f"no tensor of {path} fits {type(model).__name__} (names or shapes all differ)")
+    model.load_state_dict(fit, strict=False)
+    rest = sorted(set(own) - set(fit))
+    log.info("init %s: %d tensors loaded, %d left random (%s)", path, len(fit), len(rest),
+             ", ".join(sorted({k.split(".")[0] for k in rest})))
+    return sorted(fit), rest
 
 
 def trainable_parameters(model, cfg: TrainConfig):
@@ -207,8 +228,16 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     params = trainable_parameters(model, cfg)
     controller = build_annealing(model, cfg)
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    teacher = None
-    if cfg.teacher:
+    teacher = network_teacher = None
+    stem_out: list[torch.Tensor] = []
+    if cfg.teacher == "zippypoint":
+        from zippypoint.train.network_teacher import NetworkTeacher
+
+        network_teacher = NetworkTeacher(cfg.teacher, threads=torch.get_num_threads()).load()
+        lean_stem = getattr(model, "down1", True) is None and model.config.widths[1] == network_teacher.stem_channels
+        if lean_stem and cfg.loss.teacher_feature_weight > 0:
+            model.conv_in.register_forward_hook(lambda _m, _i, out: stem_out.append(out))
+    elif cfg.teacher:
         from zippypoint.train.distill import AlikedTeacher
 
         teacher = AlikedTeacher(cfg.teacher).load().to(dev)
@@ -318,6 +347,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                 source, target = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
             t_compute = time.time()
             offset_logits.clear()
+            stem_out.clear()
             outputs = net(torch.cat([source, target]))
             if offset_logits:
                 outputs = {**outputs, "offset_logits": offset_logits[-1]}
@@ -326,7 +356,18 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             out_t = {k: v[b:] for k, v in outputs.items()}
             homography = batch["homography"].to(dev)
             losses = homographic_losses(out_s, out_t, homography, cfg.loss, (cfg.width, cfg.height))
+            losses["total"] = cfg.loss.homographic_weight * losses["total"]
             t_teacher = 0.0
+            if network_teacher is not None:
+                from zippypoint.train.network_teacher import network_distillation_losses
+
+                t0 = time.time()
+                rgb = torch.cat([batch["source"], batch["target"]]).to(dev)
+                stem = (stem_out[-1], network_teacher.stem(rgb)) if stem_out else None
+                teach = network_distillation_losses(outputs, network_teacher.dense(rgb), cfg.loss,
+                                                    (cfg.width, cfg.height), stem=stem)
+                t_teacher = time.time() - t0
+                losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
             if teacher is not None:
                 from zippypoint.train.distill import distillation_losses
 

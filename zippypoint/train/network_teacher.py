@@ -1,0 +1,159 @@
+"""Distillation from a trained ZippyPoint network into another topology (docs/design.md §8).
+
+The teacher is a preset with shipped weights (by default ``zippypoint``, the paper topology) run through its
+deployed int8 file, so the student learns what users of the teacher actually get. It sees the same augmented
+source and target images as the student (in RGB; a gray student sees their channel mean). Losses, on the
+student's dense maps against the teacher's:
+
+- score: binary cross-entropy to the teacher's per-cell score (border cells excluded);
+- location: L1 pixel distance between the two keypoints of a cell, weighted by the teacher's score;
+- descriptors: at the teacher's ``teacher_points`` strongest keypoints of each image, both raw descriptors are
+  sampled as inference samples them (bilinear, align-corners; the student's map may have another stride) and
+  compared by centred cosine (the top-64 code depends only on the order of the entries, which centring keeps),
+  plus relation distillation: the softmax over the image's other keypoints of the student's code distances
+  follows the teacher's shared-ones similarities of its hard codes;
+- stem: where the student's input conv replaces the teacher's input conv + space-to-depth (the lean stem, same
+  output shape), the mean squared difference of the two activations, so the pre-trained binary stages keep the
+  input distribution they were trained on (computed by the teacher's own PyTorch stem: a small share of it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zippypoint.train.losses import (
+    LossConfig,
+    _sq_dist,
+    border_mask,
+    hard_codes,
+    sample_map,
+    soft_codes,
+    straight_through_codes,
+)
+
+NETWORK_TEACHERS = ("zippypoint",)
+
+
+class NetworkTeacher:
+    """A shipped ZippyPoint preset as a frozen teacher. Constructing it loads nothing; ``load()`` does."""
+
+    def __init__(self, preset: str = "zippypoint", threads: int | None = None) -> None:
+        if preset not in NETWORK_TEACHERS:
+            raise ValueError(f"network teacher must be one of {NETWORK_TEACHERS}, got {preset!r}")
+        self.preset = preset
+        self.threads = threads
+        self.runtime = ""
+        self._run = None
+        self._stem = None
+
+    def load(self) -> NetworkTeacher:
+        from zippypoint.model.registry import create_model
+        from zippypoint.resolve import model_file
+
+        path = model_file(self.preset, "onnx-int8")
+        self._run, self.runtime = _dense_runner(Path(path), self.threads)
+        net = create_model(self.preset, pretrained=True).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self._stem = net
+        return self
+
+    @property
+    def stem_channels(self) -> int:
+        return self._stem.config.widths[1]
+
+    @torch.no_grad()
+    def dense(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B,3,H,W) RGB in [0,1] -> the teacher's dense maps (scores, keypoints, descriptors) as tensors."""
+        if self._run is None:
+            raise RuntimeError("call load() before using the teacher")
+        batch = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
+        return {k: torch.from_numpy(np.array(v)).to(images.device) for k, v in self._run(batch).items()}
+
+    @torch.no_grad()
+    def stem(self, images: torch.Tensor) -> torch.Tensor:
+        """The teacher's activations after its input conv and space-to-depth projection (B, c1, H/2, W/2)."""
+        if self._stem is None:
+            raise RuntimeError("call load() before using the teacher")
+        net = self._stem
+        x = net.conv_in((images - 0.5) * net.config.input_scale)
+        return net.down1(x) if net.down1 is not None else x
+
+
+def _dense_runner(path: Path, threads: int | None):
+    """A function numpy batch -> dense dict for the int8 file: OpenVINO when installed (about 2x faster here),
+    else ONNX Runtime."""
+    names = ("scores", "keypoints", "descriptors")
+    try:
+        import openvino as ov
+    except ImportError:
+        from zippypoint.runtime.latency import make_session
+
+        session = make_session(path, threads or 2)
+        inp = session.get_inputs()[0].name
+        return (lambda x: dict(zip(names, session.run(list(names), {inp: x}), strict=True))), "onnxruntime"
+    core = ov.Core()
+    model = core.read_model(str(path))
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled: dict[tuple, tuple] = {}
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        if x.shape not in compiled:
+            m = model.clone()
+            m.reshape({m.inputs[0]: list(x.shape)})
+            c = core.compile_model(m, "CPU", config)
+            compiled[x.shape] = (c, c.create_infer_request())
+        c, request = compiled[x.shape]
+        result = request.infer({0: x})
+        return {n: result[c.output(n)] for n in names}
+
+    return run, "openvino"
+
+
+def network_distillation_losses(out: dict, teacher: dict, cfg: LossConfig, image_size: tuple[int, int],
+                                stem: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Teacher losses for one batch (see the module docstring); ``distill`` is their weighted sum.
+
+    ``out``: the student's dense maps, ``teacher``: the teacher's on the same images, ``stem``: (student, teacher)
+    stem activations or None."""
+    width, height = image_size
+    b, _, hc, wc = out["scores"].shape
+    inner = border_mask(hc, wc, cfg.border_cells, out["scores"].device).view(1, 1, hc, wc).float()
+    t_scores = teacher["scores"].clamp(0, 1)
+    ours = out["scores"].clamp(1e-6, 1 - 1e-6)
+    score = (F.binary_cross_entropy(ours, t_scores, reduction="none") * inner).sum() / (inner.sum() * b)
+    weight = t_scores * inner
+    l1 = (out["keypoints"] - teacher["keypoints"]).abs().sum(1, keepdim=True)
+    location = (l1 * weight).sum() / weight.sum().clamp_min(1e-6)
+
+    n = min(cfg.teacher_points, int(inner.sum()))
+    idx = weight.flatten(1).topk(n, dim=1).indices
+    points = teacher["keypoints"].flatten(2).transpose(1, 2).gather(1, idx.unsqueeze(-1).expand(-1, -1, 2))
+    t_raw = sample_map(teacher["descriptors"], points, width, height)
+    s_raw = sample_map(out["descriptors"], points, width, height)
+    cosine = 1 - F.cosine_similarity(s_raw - s_raw.mean(-1, keepdim=True), t_raw - t_raw.mean(-1, keepdim=True),
+                                     dim=-1).mean()
+    k = cfg.descriptor_ones
+    t_codes = hard_codes(t_raw, k)
+    codes = straight_through_codes if cfg.descriptor_forward == "hard" else soft_codes
+    s_codes = codes(s_raw, k, cfg.descriptor_gain)
+    eye = torch.eye(n, dtype=torch.bool, device=s_raw.device).unsqueeze(0)
+    t_logits = (t_codes @ t_codes.transpose(1, 2) / k / cfg.teacher_temperature).masked_fill(eye, float("-inf"))
+    s_logits = (-_sq_dist(s_codes, s_codes) / k / cfg.temperature).masked_fill(eye, -1e4)
+    relation = -(torch.softmax(t_logits, -1) * torch.log_softmax(s_logits, -1)).sum(-1).mean()
+    descriptor = cosine + relation
+    zero = out["scores"].sum() * 0.0
+    stem_loss = F.mse_loss(stem[0], stem[1]) if stem is not None else zero
+    total = (cfg.teacher_score_weight * score + cfg.teacher_location_weight * location
+             + cfg.teacher_descriptor_weight * descriptor + cfg.teacher_feature_weight * stem_loss)
+    with torch.no_grad():
+        agreement = (hard_codes(s_raw, k) * t_codes).sum(-1).mean() / k
+    return {"distill": total, "teacher_score": score.detach(), "teacher_location": location.detach(),
+            "teacher_cosine": cosine.detach(), "teacher_relation": relation.detach(),
+            "teacher_stem": stem_loss.detach(), "teacher_bit_agreement": agreement}
