@@ -139,3 +139,14 @@ def test_max_size_downscales_and_maps_back():
     np.testing.assert_allclose(corner, [[998.5, 398.5]], atol=1e-3)  # pixel-centre convention
     with pytest.raises(ValueError, match="max_size"):
         working_size(10, 10, max_size=-1)
+
+
+def test_gray_from_8bit_colour_is_opencv_gray_within_half_a_level():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    chw = to_float_channels(img, 1)
+    exact = img.astype(np.float64) @ np.array([0.114, 0.587, 0.299]) / 255.0
+    assert chw.shape == (1, 24, 32) and chw.dtype == np.float32
+    assert np.abs(chw[0] - exact).max() <= 0.5 / 255 + 1e-6
+    bgra = np.concatenate([img, np.full((24, 32, 1), 9, np.uint8)], axis=2)
+    np.testing.assert_array_equal(to_float_channels(bgra, 1), chw)

@@ -67,6 +67,9 @@ def sample_descriptors(desc_map: np.ndarray, keypoints: np.ndarray, image_size: 
     ``channels_last``: the map is (h4, w4, D) (a runtime that can write it so saves the strided gather: each
     neighbour is then one contiguous row); the result is the same, bit for bit.
     """
+    if not channels_last and desc_map.strides[0] == desc_map.itemsize and desc_map.strides[2] > desc_map.strides[0]:
+        # a (D, h, w) view of channels-last memory (as the OpenVINO extractor returns it): read it as such
+        desc_map, channels_last = desc_map.transpose(1, 2, 0), True
     if channels_last:
         h4, w4, d = desc_map.shape
     else:

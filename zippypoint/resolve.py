@@ -11,8 +11,10 @@ interface (``zippypoint.runtime.base.StagedExtractor``):
 - ``"torch"``: ``zippypoint.extractor.Extractor`` over the resolved network;
 - ``"onnx"`` / ``"onnx-int8"``: ``zippypoint.runtime.OnnxExtractor`` over ``model`` when it is an ``.onnx`` file,
   else over the preset's export from ``zippypoint.runtime.model_cache`` (made once, then reused);
-- ``"openvino"``: ``zippypoint.runtime.openvino_extractor.OpenVinoExtractor`` when that module is installed
-  (same rule: a model file, or the preset's cached export in format ``"openvino"``).
+- ``"openvino"``: ``zippypoint.runtime.openvino_extractor.OpenVinoExtractor`` when OpenVINO is installed (same
+  rule: a model file, or the preset's export in format ``"openvino"``: binary blocks as 1-bit convolutions);
+- ``"openvino-int8"``: the same extractor over the IR whose binary blocks run as int8 convolutions (format
+  ``"openvino-int8"``), the fastest of ours on CPUs with AMX / VNNI int8 units (docs/benchmark-openvino.md).
 
 Nothing here imports torch at module level; an exported model file runs without it.
 """
@@ -27,26 +29,31 @@ from zippypoint.model.resolver import DEFAULT_MODEL, ModelChoice, build_network,
 __all__ = ["RUNTIMES", "ModelChoice", "available_runtimes", "build_extractor", "build_network", "model_file",
            "resolve_model"]
 
-RUNTIMES = ("torch", "onnx", "onnx-int8", "openvino")
-_MODEL_SUFFIXES = {"onnx": (".onnx",), "onnx-int8": (".onnx",), "openvino": (".xml",)}
+RUNTIMES = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+_MODEL_SUFFIXES = {"onnx": (".onnx",), "onnx-int8": (".onnx",), "openvino": (".xml",), "openvino-int8": (".xml",)}
+_OPENVINO = ("openvino", "openvino-int8")
 
 
 def available_runtimes() -> tuple[str, ...]:
-    """The runtimes ``build_extractor`` accepts here ("openvino" only with its extractor module installed)."""
-    has_openvino = importlib.util.find_spec("zippypoint.runtime.openvino_extractor") is not None
-    return RUNTIMES if has_openvino else tuple(r for r in RUNTIMES if r != "openvino")
+    """The runtimes ``build_extractor`` accepts here (the OpenVINO ones only where OpenVINO is installed)."""
+    has_openvino = importlib.util.find_spec("openvino") is not None
+    return RUNTIMES if has_openvino else tuple(r for r in RUNTIMES if r not in _OPENVINO)
 
 
 def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | None = None) -> str:
-    """The runtime used when none is named: "onnx-int8" for an .onnx file and for a preset whose int8 export
-    ships in the package (its shipped weights, no ``weights`` file) -- the fastest of ours on a CPU and
-    torch-free; otherwise "torch" where torch is importable, else "onnx-int8" (which then explains what is
-    missing)."""
+    """The runtime used when none is named: for a preset whose exports ship in the package (its shipped weights,
+    no ``weights`` file) the fastest of them here -- "openvino-int8" where OpenVINO is installed, else
+    "onnx-int8" -- both torch-free; "onnx-int8" for an .onnx file and "openvino" for an .xml; otherwise "torch"
+    where torch is importable, else "onnx-int8" (which then explains what is missing)."""
     if str(model).endswith(".onnx"):
         return "onnx-int8"
+    if str(model).endswith(".xml"):
+        return "openvino"
     if weights is None:
         from zippypoint.runtime.model_cache import packaged_card
 
+        if "openvino-int8" in available_runtimes() and packaged_card(str(model), "openvino-int8") is not None:
+            return "openvino-int8"
         if packaged_card(str(model), "onnx-int8") is not None:
             return "onnx-int8"
     return "torch" if importlib.util.find_spec("torch") is not None else "onnx-int8"
@@ -91,10 +98,9 @@ def build_extractor(model: str | Path = DEFAULT_MODEL, runtime: str = "torch", w
         return Extractor(build_network(choice), config=config, name=choice.preset)
     if random_weights:
         raise ValueError(f"random_weights applies to the torch runtime only, not {runtime!r}")
-    if runtime == "openvino":
-        if "openvino" not in available_runtimes():
-            raise ImportError("the openvino runtime needs zippypoint.runtime.openvino_extractor, which is not "
-                              "installed here")
+    if runtime in _OPENVINO:
+        if runtime not in available_runtimes():
+            raise ImportError(f"the {runtime} runtime needs OpenVINO: pip install 'zippypoint[openvino]'")
         from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
 
         return OpenVinoExtractor(model_file(model, runtime, weights), config=config, threads=threads).load()

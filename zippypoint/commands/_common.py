@@ -14,9 +14,11 @@ def add_extractor_args(p: argparse.ArgumentParser, max_keypoints: int = 1000) ->
     p.add_argument("--weights", default=None, help="safetensors weights to load instead of the shipped ones")
     p.add_argument("--runtime", choices=runtimes, default=None,
                    help="torch (PyTorch), onnx or onnx-int8 (ONNX Runtime; no torch needed for an .onnx file)"
-                   + (", openvino" if "openvino" in runtimes else "")
-                   + ". Default: onnx-int8 with the int8 model shipped in the package (the fastest of ours on a "
-                     "CPU, no torch needed) for the preset's own weights; torch for other --weights")
+                   + (", openvino (binary blocks as 1-bit convolutions) or openvino-int8 (binary blocks as int8)"
+                      if "openvino" in runtimes else "")
+                   + ". Default: the fastest model shipped in the package for the preset's own weights "
+                     "(openvino-int8 where OpenVINO is installed, else onnx-int8; no torch needed); torch for "
+                     "other --weights")
     p.add_argument("--max-keypoints", type=int, default=max_keypoints, help="keep the N best keypoints (0 = none)")
     p.add_argument("--score-threshold", type=float, default=1e-4, help="minimum keypoint score")
     p.add_argument("--nms-radius", type=int, default=0, help="NMS radius in 8x8 cells (0 = off, the default; 1 = 3x3)")

@@ -14,9 +14,11 @@ import json
 import os
 from pathlib import Path
 
-FORMATS = ("onnx", "onnx-int8", "openvino")
+# "openvino": the IR with 1-bit binary blocks; "openvino-int8": the IR with the binary blocks as int8 convolutions
+FORMATS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 # bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
-RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3, "openvino": 1}
+RECIPE_REVISION = {"onnx": 2, "onnx-int8": 3, "openvino": 1, "openvino-int8": 1}
+_IR_FORMATS = ("openvino", "openvino-int8")
 CALIBRATION_SUBDIR = "train-images"  # under $ZIPPYPOINT_DATA
 
 
@@ -34,8 +36,8 @@ def packaged_dir() -> Path:
 
 def packaged_name(preset: str, fmt: str) -> str:
     """File name of a packaged export: ``zippypoint-int8.onnx`` (int8) or ``zippypoint.onnx`` (fp32)."""
-    if fmt == "openvino":
-        return f"{preset}-openvino.xml"
+    if fmt in _IR_FORMATS:
+        return f"{preset}-{fmt}.xml"
     return f"{preset}-int8.onnx" if fmt == "onnx-int8" else f"{preset}.onnx"
 
 
@@ -70,10 +72,14 @@ def packaged_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
     if card.get("weights_sha256") != _weights_sha256(preset, weights):
         return None
     path = packaged_dir() / packaged_name(preset, fmt)
-    digest = sha256_file(path)
-    if digest != card.get("sha256"):
-        raise WeightsError(f"sha256 mismatch for the packaged model {path}: expected {card.get('sha256')}, got "
-                           f"{digest} (corrupted or replaced file); reinstall zippypoint")
+    checks = [(path, card.get("sha256"))]
+    if fmt in _IR_FORMATS:  # the IR's weights live in the .bin beside the .xml
+        checks.append((path.with_suffix(".bin"), card.get("bin_sha256")))
+    for file, expected in checks:
+        digest = sha256_file(file) if file.is_file() else "missing"
+        if digest != expected:
+            raise WeightsError(f"sha256 mismatch for the packaged model {file}: expected {expected}, got "
+                               f"{digest} (corrupted or replaced file); reinstall zippypoint")
     return path
 
 
@@ -91,7 +97,7 @@ def cached_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | Pat
         raise WeightsError(f"no weights to export for {preset!r}{where}: pass --weights FILE.safetensors "
                            "or an exported .onnx file as --model")
     folder = Path(directory) if directory is not None else cache_dir()
-    suffix = ".xml" if fmt == "openvino" else ".onnx"  # an OpenVINO IR is the .xml with its .bin beside it
+    suffix = ".xml" if fmt in _IR_FORMATS else ".onnx"  # an OpenVINO IR is the .xml with its .bin beside it
     return folder / f"{preset}-{fmt}-r{RECIPE_REVISION[fmt]}-{sha256_file(source)[:16]}{suffix}"
 
 
@@ -131,17 +137,17 @@ def exported_model_path(preset: str, fmt: str = "onnx-int8", *, weights: str | P
         raise ImportError(f"{preset} as {fmt} is not exported yet and exporting needs torch ({exc}): "
                           "pip install 'zippypoint[torch]', or run `zippypoint export` where torch is installed "
                           "and pass the .onnx file as --model") from exc
-    kwargs = {}
-    if fmt in ("onnx-int8", "openvino"):
+    kwargs = {"openvino_one_bit": False} if fmt == "openvino-int8" else {}
+    if fmt in ("onnx-int8", *_IR_FORMATS):
         kwargs["calibration_dir"] = Path(calibration_dir) if calibration_dir is not None else default_calibration_dir()
         if not kwargs["calibration_dir"].is_dir():
             raise FileNotFoundError(f"calibration folder not found: {kwargs['calibration_dir']}; pass "
                                     "--calibration-dir DIR (a folder of real photos)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "openvino":  # the .bin first, then the .xml that readers look for
+    if fmt in _IR_FORMATS:  # the .bin first, then the .xml that readers look for
         partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.xml")
         try:
-            export_model(fmt, partial, preset, weights=weights, **kwargs)
+            export_model("openvino", partial, preset, weights=weights, **kwargs)
             partial.with_suffix(".bin").replace(path.with_suffix(".bin"))
             partial.replace(path)
         finally:

@@ -81,6 +81,7 @@ class OpenVinoExtractor(ExportedExtractor):
             return hit
         model = self._model.clone()
         model.reshape({model.inputs[0]: list(shape)})
+        model = descriptors_channels_last(model)
         config = dict(COMPILE_CONFIG)
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
@@ -102,7 +103,24 @@ class OpenVinoExtractor(ExportedExtractor):
         compiled = self.compiled(batch.shape)
         request = self._requests[tuple(batch.shape)]
         result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True)
-        return {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
+        dense = {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
+        # (B, H/s, W/s, D) as the plugin keeps it; the contract's (B, D, H/s, W/s) as a view, no copy
+        dense["descriptors"] = dense["descriptors"].transpose(0, 3, 1, 2)
+        return dense
 
     def __repr__(self) -> str:
         return f"OpenVinoExtractor({str(self.model_path)!r}, config={self.config})"
+
+
+def descriptors_channels_last(model):
+    """``model`` writing its descriptor map as (B, H/s, W/s, D). The CPU plugin computes convolutions channels
+    last; asking for NCHW makes it add a reorder of the whole map (about 1 ms at 640x480 here), while the
+    post-processing reads the channels-last map faster (each keypoint's neighbours are contiguous rows)."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    out = ppp.output("descriptors")
+    out.model().set_layout(ov.Layout("NCHW"))
+    out.tensor().set_layout(ov.Layout("NHWC"))
+    return ppp.build()
