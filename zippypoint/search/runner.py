@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 PAPER = "c3-s1-paper-d4-sep-hc4"
-LEAN = "c1-s2-paper-d8-shared-hc4"  # the zippypoint-lean preset
+LEAN = "c1-s2-paper-d8-shared-h128"  # the zippypoint-lean preset
 
 
 def _load(path: Path) -> dict:
