@@ -30,15 +30,15 @@ from zippypoint.runtime.openvino_extractor import OpenVinoExtractor  # noqa: E40
 
 
 @functools.cache
-def exported_ir(pretrained: bool = False, calibration_count: int = CALIBRATION_COUNT):
+def exported_ir(pretrained: bool = False, calibration_count: int = CALIBRATION_COUNT, one_bit: bool = True):
     from zippypoint.export.exporter import export_model
     from zippypoint.model.registry import create_model
 
     require_photos()
     net = create_model("zippypoint", pretrained=True).eval() if pretrained else reference_model()
-    name = f"zippypoint-{'shipped' if pretrained else 'random'}-{calibration_count}.xml"
+    name = f"zippypoint-{'shipped' if pretrained else 'random'}-{calibration_count}-{'u1' if one_bit else 'i8'}.xml"
     return export_model("openvino", _TMP / name, "zippypoint", net=net, calibration_dir=PHOTOS,
-                        calibration_count=calibration_count)
+                        calibration_count=calibration_count, openvino_one_bit=one_bit)
 
 
 def _runtime_layers(compiled) -> Counter:
@@ -65,6 +65,30 @@ def test_runtime_graph_runs_binary_layers_in_1bit_and_int8_layers_in_int8(shape)
     assert int8 == convs - binary - fp32_by_design  # every int8 layer runs on integers
     assert counts[("Convolution", "f32")] == fp32_by_design  # nothing else fell back to float (nor bf16)
     assert not any(p == "bf16" for _, p in counts)
+
+
+def test_int8_variant_runs_the_binary_blocks_as_int8_and_nothing_in_float():
+    """``--runtime openvino-int8``: no 1-bit kernel, every quantised layer on integers, the rest as designed."""
+    options = Int8Options()
+    fp32_by_design = options.fp32_first_convs + (2 if options.fp32_heads else 0)
+    counts = _runtime_layers(OpenVinoExtractor(exported_ir(one_bit=False)).compiled((1, 3, 240, 320)))
+    assert not any(t == "BinaryConvolution" for t, _ in counts)
+    assert counts[("Convolution", "u8")] + counts[("Convolution", "i8")] >= 8 + 8  # the blocks and the int8 layers
+    assert counts[("Convolution", "f32")] == fp32_by_design
+    assert not any(p == "bf16" for _, p in counts)
+
+
+def test_descriptors_come_back_channels_last_as_a_view_with_the_contract_shape():
+    ex = OpenVinoExtractor(exported_ir())
+    batch = np.random.default_rng(0).random((1, 3, 48, 64), dtype=np.float32)
+    d = ex.infer(batch)["descriptors"]
+    assert d.shape == (1, 256, 12, 16) and d.strides[1] == d.itemsize  # (B, D, h, w) over channels-last memory
+    ref = np.ascontiguousarray(d)
+    feats = dense_to_features(np.ones((12, 16), np.float32), np.stack(np.meshgrid(np.arange(16) * 4.0 + 1,
+                              np.arange(12) * 4.0 + 1)).astype(np.float32)[:, :12, :16], d[0], image_size=(64, 48))
+    same = dense_to_features(np.ones((12, 16), np.float32), np.stack(np.meshgrid(np.arange(16) * 4.0 + 1,
+                             np.arange(12) * 4.0 + 1)).astype(np.float32)[:, :12, :16], ref[0], image_size=(64, 48))
+    np.testing.assert_array_equal(feats["descriptors"], same["descriptors"])
 
 
 def test_binary_convolution_equals_the_sign_convolution_padded_with_plus_one():
@@ -139,13 +163,14 @@ def _shipped_model():
 
 
 @pytest.mark.slow
-def test_matches_fake_quant_pytorch_on_photos():
+@pytest.mark.parametrize("one_bit", [True, False], ids=["1bit", "int8-blocks"])
+def test_matches_fake_quant_pytorch_on_photos(one_bit):
     """As for the int8 ONNX export: >= 95% of keypoints within 1 px, >= 95% of descriptor bits equal, 640x480."""
     import torch
     from test_export_int8 import keypoint_and_bit_agreement
 
     model = _shipped_model()
-    ex = OpenVinoExtractor(exported_ir(pretrained=True, calibration_count=32), threads=2)
+    ex = OpenVinoExtractor(exported_ir(pretrained=True, calibration_count=32, one_bit=one_bit), threads=2)
     kp, bits = [], []
     for path in sample_photos(8):
         batch = prepare_image(read_image(path), 3, (640, 480))[0]
