@@ -59,6 +59,7 @@ class Int8Options:
     integer_clamps: bool = True  # binary branches' per-channel Max/Min on uint8 codes (exact) instead of fp32
     float_adds: bool = True  # additions of different grids in float (ties rounded as in PyTorch), not QLinearAdd
     fp32_first_convs: int = 2  # leading convs kept fp32: input conv (3 channels) and down1 (see export/README.md)
+    fuse_heads: bool = True  # fp32 output convs reading one shared head run as one conv + split (exact)
     calibration_method: str = "minmax"  # "minmax", "percentile" (99.999) or "entropy"
 
     def __post_init__(self) -> None:
@@ -271,7 +272,12 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from zippypoint.export.qdq_rewrites import float_adds, integer_clamps, quantize_fp32_inputs
+    from zippypoint.export.qdq_rewrites import (
+        float_adds,
+        fuse_sibling_convs,
+        integer_clamps,
+        quantize_fp32_inputs,
+    )
 
     options = options or Int8Options()
     proto = onnx.load(str(float_path))
@@ -299,6 +305,8 @@ def quantize_folded_onnx(float_path: str | Path, out_path: str | Path, batches: 
         changed += integer_clamps(out)
     if options.float_adds:
         changed += float_adds(out)
+    if options.fuse_heads:
+        changed += fuse_sibling_convs(out)
     if changed:
         onnx.save_model(out, str(out_path))
     return Path(out_path)
