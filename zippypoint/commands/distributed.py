@@ -17,7 +17,7 @@ def register(sub) -> None:
     e.add_argument("--out", required=True, help="output folder (features-*.parquet|h5, errors.parquet)")
     e.add_argument("--model", default="zippypoint", help="preset or an exported model file")
     e.add_argument("--weights", default=None, help="safetensors to export instead of the shipped weights")
-    e.add_argument("--runtime", default="onnx-int8", choices=("onnx", "onnx-int8", "openvino"),
+    e.add_argument("--runtime", default="onnx-int8", choices=("onnx", "onnx-int8", "openvino", "openvino-int8"),
                    help="deployed runtime run by the workers")
     e.add_argument("--max-keypoints", type=int, default=1000, help="keep the N best keypoints (0 = all)")
     e.add_argument("--score-threshold", type=float, default=1e-4, help="minimum keypoint score")

@@ -36,7 +36,7 @@ from zippypoint.distributed.shards import (
 )
 from zippypoint.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE
 
-RUNTIMES = ("onnx", "onnx-int8", "openvino")  # deployed runtimes (openvino where its extractor is installed)
+RUNTIMES = ("onnx", "onnx-int8", "openvino", "openvino-int8")  # deployed runtimes (OpenVINO where installed)
 FORMATS = ("parquet", "h5")
 SUFFIX = {"parquet": ".parquet", "h5": ".h5"}
 

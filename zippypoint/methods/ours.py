@@ -1,6 +1,7 @@
 """Our extractor on every runtime as a method: ``zippypoint`` (PyTorch, shipped weights),
 ``<preset>=<file.safetensors>`` (PyTorch, other weights, e.g. a training checkpoint), ``onnx:<preset|file>``,
-``onnx-int8:<preset|file>`` and, where its extractor is installed, ``openvino:<preset|file>``.
+``onnx-int8:<preset|file>`` and, where OpenVINO is installed, ``openvino:<preset|file>`` (1-bit blocks) and
+``openvino-int8:<preset|file>`` (binary blocks as int8).
 
 The extractor comes from ``zippypoint.resolve.build_extractor``; the sha256 of the weights or model file joins
 ``settings``, so retrained weights are never mixed up with cached predictions of older ones.
@@ -15,7 +16,7 @@ import numpy as np
 from zippypoint.methods.base import MethodUnavailable, MutualMatching, sorted_features
 
 DEFAULT_PRESET = "zippypoint"
-EXPORT_RUNTIMES = ("onnx", "onnx-int8", "openvino")
+EXPORT_RUNTIMES = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 class OurMethod(MutualMatching):
@@ -39,7 +40,7 @@ class OurMethod(MutualMatching):
             self.settings = {"preset": target, "weights": origin, "max_keypoints": max_keypoints}
         else:
             self.name = f"{runtime}:{target}"
-            self.settings = {"onnx" if runtime != "openvino" else "model": target, "format": runtime,
+            self.settings = {"model" if runtime.startswith("openvino") else "onnx": target, "format": runtime,
                              "max_keypoints": max_keypoints}
         self.extractor = None
 
@@ -60,7 +61,7 @@ class OurMethod(MutualMatching):
                 from zippypoint.model.weights import sha256_file
 
                 path = Path(model_file(self.target, self.runtime, self.weights))
-                self.settings[f"{'onnx' if self.runtime != 'openvino' else 'model'}_sha256"] = sha256_file(path)
+                self.settings[f"{'model' if self.runtime.startswith('openvino') else 'onnx'}_sha256"] = sha256_file(path)
         except Exception as exc:  # unknown preset, missing or refused weights or runtime: skip with the reason
             raise MethodUnavailable(f"cannot build {self.name!r} on {self.runtime}: {exc}") from None
 
