@@ -16,11 +16,12 @@ from zippypoint.model.weights import read_state_dict, sha256_file
 
 
 def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR,
-            notes: list[str] | None = None) -> dict:
-    """Copy the last run's final weights to ``dest/<preset>.safetensors`` and write its card."""
+            notes: list[str] | None = None, weights: Path | None = None) -> dict:
+    """Copy the last run's final weights (or ``weights``, e.g. a snapshot of it chosen on the development sets) to
+    ``dest/<preset>.safetensors`` and write its card."""
     get_preset(preset)  # validates the name
     runs = [Path(r) for r in runs]
-    final = runs[-1] / "final.safetensors"
+    final = Path(weights) if weights is not None else runs[-1] / "final.safetensors"
     _, meta = read_state_dict(final)  # refuses anything that is not clean safetensors
     if meta.get("preset") != preset:
         raise ValueError(f"{final} holds weights for preset {meta.get('preset')!r}, not {preset!r}")
@@ -45,6 +46,7 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         "total_steps": sum(s["steps"] for s in stages),
         "total_wall_time_min": round(sum(s["wall_time_s"] for s in stages) / 60, 1),
         "stages": stages,
+        "shipped_file": str(final),
         "metrics": metrics or {},
         "notes": list(notes or []),
     }
@@ -58,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", nargs="+", required=True, help="stage run folders in order; the last one is shipped")
     p.add_argument("--metrics", default=None, help="JSON of evaluation metrics to record in the card")
     p.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
+    p.add_argument("--weights", default=None, help="ship this snapshot of the last run instead of its final weights")
     args = p.parse_args(argv)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    card = release(args.preset, [Path(r) for r in args.runs], metrics, notes=args.note)
+    card = release(args.preset, [Path(r) for r in args.runs], metrics, notes=args.note,
+                   weights=Path(args.weights) if args.weights else None)
     print(json.dumps({k: card[k] for k in ("preset", "sha256", "total_steps", "total_wall_time_min")}, indent=2))
     return 0
 
