@@ -29,7 +29,7 @@ cd "$work"
 "$zp" info > info.txt
 grep -q "zippypoint-int8.onnx" info.txt
 "$zp" demo --out demo.png --max-keypoints 500 | tee demo.txt
-grep -q "(onnx-int8)" demo.txt
+grep -q "(openvino-int8)" demo.txt
 test -s demo.png
 "$venv/bin/python" - <<'PY'
 import sys

@@ -37,7 +37,12 @@ def test_packaged_int8_model_is_used_without_export(tmp_path, monkeypatch):
     monkeypatch.setenv("ZIPPYPOINT_CACHE", str(tmp_path / "cache"))
     path = exported_model_path("zippypoint", "onnx-int8")
     assert path == WEIGHTS_DIR / "zippypoint-int8.onnx"
+    ir = exported_model_path("zippypoint", "openvino-int8")
+    assert ir == WEIGHTS_DIR / "zippypoint-openvino-int8.xml" and ir.with_suffix(".bin").is_file()
     assert not (tmp_path / "cache").exists()
+    # the fastest packaged runtime where OpenVINO is installed (it is in the base install), else the int8 ONNX
+    assert default_runtime("zippypoint") == "openvino-int8"
+    monkeypatch.setattr("zippypoint.resolve.available_runtimes", lambda: ("torch", "onnx", "onnx-int8"))
     assert default_runtime("zippypoint") == "onnx-int8"
     assert default_runtime("zippypoint-gray") in ("torch", "onnx-int8")  # no packaged model: torch where installed
 
@@ -51,3 +56,21 @@ def test_int8_export_of_other_weights_needs_the_data_setting_not_the_current_fol
     with pytest.raises(FileNotFoundError, match="ZIPPYPOINT_DATA"):
         exported_model_path("zippypoint", "onnx-int8", weights=weights)
     assert not list((tmp_path / "cache").rglob("*.onnx"))
+
+
+def test_a_replaced_packaged_ir_weights_file_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from zippypoint.model.weights import WeightsError
+    from zippypoint.runtime import model_cache
+
+    for name in ("zippypoint-openvino-int8.xml", "zippypoint-openvino-int8.bin", "zippypoint-openvino-int8.xml.card.json",
+                 "zippypoint.sha256"):
+        shutil.copyfile(model_cache.packaged_dir() / name, tmp_path / name)
+    bin_path = tmp_path / "zippypoint-openvino-int8.bin"
+    data = bytearray(bin_path.read_bytes())
+    data[100] ^= 0xFF
+    bin_path.write_bytes(bytes(data))
+    monkeypatch.setattr(model_cache, "packaged_dir", lambda: tmp_path)
+    with pytest.raises(WeightsError, match="bin"):
+        model_cache.packaged_model_path("zippypoint", "openvino-int8")

@@ -67,7 +67,7 @@ def test_cli_info_demo_extract_match_without_torch(tmp_path):
     assert "zippypoint-int8.onnx" in info.stdout and "pip install 'zippypoint[torch]'" in info.stdout
     demo = cli("demo", "--out", "demo.png", "--max-keypoints", "300")
     assert demo.returncode == 0, demo.stderr
-    assert "(onnx-int8)" in demo.stdout and (tmp_path / "demo.png").is_file()
+    assert "(openvino-int8)" in demo.stdout and (tmp_path / "demo.png").is_file()
     (tmp_path / "imgs").mkdir()
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / "imgs" / "a.png"), cv2.GaussianBlur((rng.random((120, 160)) * 255).astype(np.uint8),

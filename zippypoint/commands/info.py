@@ -24,10 +24,10 @@ def preset_rows() -> list[dict]:
     for name in list_models():
         preset = get_preset(name)
         path = preset.weights_path()
-        packaged = packaged_model_path(name, "onnx-int8")
+        packaged = [p.name for p in (packaged_model_path(name, fmt) for fmt in ("openvino-int8", "onnx-int8")) if p]
         row = {"name": name, "description": preset.description, "input": preset.input_contract,
                "weights": "shipped" if path and path.exists() else "none",
-               "packaged_int8": packaged.name if packaged else None}
+               "packaged": ", ".join(packaged) or None}
         if counting:
             from zippypoint.model.complexity import count_complexity
             from zippypoint.model.registry import create_model
@@ -50,17 +50,17 @@ def run(args: argparse.Namespace) -> int:
     counted = "params_M" in rows[0]
     if counted:
         print("| preset | params (M) | binary params (M) | GMAC 320x240 | GMAC 640x480 | binary GMAC 640x480 | weights "
-              "| packaged int8 |")
+              "| packaged models |")
         print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['name']} | {r['params_M']:.3f} | {r['binary_params_M']:.3f} | {r['gmac_320x240']:.2f} | "
                   f"{r['gmac_640x480']:.2f} | {r['binary_gmac_640x480']:.2f} | {r['weights']} | "
-                  f"{r['packaged_int8'] or '-'} |")
+                  f"{r['packaged'] or '-'} |")
     else:
-        print("| preset | weights | packaged int8 |")
+        print("| preset | weights | packaged models |")
         print("|---|---|---|")
         for r in rows:
-            print(f"| {r['name']} | {r['weights']} | {r['packaged_int8'] or '-'} |")
+            print(f"| {r['name']} | {r['weights']} | {r['packaged'] or '-'} |")
     print()
     for r in rows:
         print(f"{r['name']}: {r['description']}; input {r['input']}")
