@@ -53,7 +53,8 @@ register(Preset("zippypoint-fp-gray", ModelConfig(in_channels=1, quantized=False
 # map to sample)
 LEAN = ModelConfig(in_channels=1, quantized=True, stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128)
 register(Preset("zippypoint-lean", LEAN,
-                "searched lean topology: gray, stride-2 stem, shared int8 head, descriptors at H/8 (mixed precision)"))
+                "searched lean topology: gray, stride-2 stem, shared int8 head, descriptors at H/8 (mixed precision)",
+                weights="zippypoint-lean.safetensors"))
 register(Preset("zippypoint-lean-fp", dataclasses.replace(LEAN, quantized=False),
                 "the lean topology in full precision (pre-training stage of zippypoint-lean)"))
 
