@@ -32,7 +32,7 @@ DEFAULT_METHODS = (
     "zippypoint:pytorch", "zippypoint:onnx-fp32", "zippypoint:onnx-int8", "zippypoint:openvino", "zippypoint:coreml",
     "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
 )
-HEADLINE = "zippypoint:onnx-int8"  # the deployment runtime the summary reports
+HEADLINE = "zippypoint:openvino-int8"  # the default runtime, the one the summary reports
 _EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "openvino-int8": "openvino-int8",
                   "coreml": "coreml"}
 MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
