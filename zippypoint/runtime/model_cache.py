@@ -35,7 +35,8 @@ def packaged_dir() -> Path:
 
 
 def packaged_name(preset: str, fmt: str) -> str:
-    """File name of a packaged export: ``zippypoint-int8.onnx`` (int8) or ``zippypoint.onnx`` (fp32)."""
+    """File name of a packaged export: ``zippypoint-int8.onnx`` (int8), ``zippypoint.onnx`` (fp32) or
+    ``zippypoint-openvino-int8.xml`` (an OpenVINO IR, its weights in the ``.bin`` beside it)."""
     if fmt in _IR_FORMATS:
         return f"{preset}-{fmt}.xml"
     return f"{preset}-int8.onnx" if fmt == "onnx-int8" else f"{preset}.onnx"

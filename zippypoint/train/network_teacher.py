@@ -1,7 +1,7 @@
 """Distillation from a trained ZippyPoint network into another topology (docs/design.md §8).
 
 The teacher is a preset with shipped weights (by default ``zippypoint``, the paper topology) run through its
-deployed int8 file, so the student learns what users of the teacher actually get. It sees the same augmented
+deployed int8 model (the packaged OpenVINO IR, or the int8 ONNX file without OpenVINO), so the student learns what users of the teacher actually get. It sees the same augmented
 source and target images as the student (in RGB; a gray student sees their channel mean). Losses, on the
 student's dense maps against the teacher's:
 
@@ -18,8 +18,6 @@ student's dense maps against the teacher's:
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,10 +50,11 @@ class NetworkTeacher:
 
     def load(self) -> NetworkTeacher:
         from zippypoint.model.registry import create_model
-        from zippypoint.resolve import model_file
+        from zippypoint.resolve import available_runtimes, build_extractor
 
-        path = model_file(self.preset, "onnx-int8")
-        self._run, self.runtime = _dense_runner(Path(path), self.threads)
+        # the deployed int8 model through the project's own extractor: OpenVINO where installed, else ONNX Runtime
+        self.runtime = "openvino-int8" if "openvino-int8" in available_runtimes() else "onnx-int8"
+        self._run = build_extractor(self.preset, self.runtime, threads=self.threads).infer
         net = create_model(self.preset, pretrained=True).eval()
         for p in net.parameters():
             p.requires_grad_(False)
@@ -82,38 +81,6 @@ class NetworkTeacher:
         net = self._stem
         x = net.conv_in((images - 0.5) * net.config.input_scale)
         return net.down1(x) if net.down1 is not None else x
-
-
-def _dense_runner(path: Path, threads: int | None):
-    """A function numpy batch -> dense dict for the int8 file: OpenVINO when installed (about 2x faster here),
-    else ONNX Runtime."""
-    names = ("scores", "keypoints", "descriptors")
-    try:
-        import openvino as ov
-    except ImportError:
-        from zippypoint.runtime.latency import make_session
-
-        session = make_session(path, threads or 2)
-        inp = session.get_inputs()[0].name
-        return (lambda x: dict(zip(names, session.run(list(names), {inp: x}), strict=True))), "onnxruntime"
-    core = ov.Core()
-    model = core.read_model(str(path))
-    config = {"INFERENCE_PRECISION_HINT": "f32"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled: dict[tuple, tuple] = {}
-
-    def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        if x.shape not in compiled:
-            m = model.clone()
-            m.reshape({m.inputs[0]: list(x.shape)})
-            c = core.compile_model(m, "CPU", config)
-            compiled[x.shape] = (c, c.create_infer_request())
-        c, request = compiled[x.shape]
-        result = request.infer({0: x})
-        return {n: result[c.output(n)] for n in names}
-
-    return run, "openvino"
 
 
 def network_distillation_losses(out: dict, teacher: dict, cfg: LossConfig, image_size: tuple[int, int],
