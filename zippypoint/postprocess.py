@@ -2,7 +2,8 @@
 
 Shared by every runtime (PyTorch, ONNX Runtime, OpenVINO) so all give identical output. Nothing runs per
 keypoint in Python: the top-k is a partition plus a sort of the survivors only, the descriptor map is read
-once per kept keypoint (one gather of its four bilinear neighbours), binarisation is a partition per row.
+once per kept keypoint (one gather of its four bilinear neighbours, blended in one weighted sum), binarisation is
+a partition per row (a cumulative count only for rows tied at the k-th place).
 """
 
 from __future__ import annotations
@@ -84,20 +85,17 @@ def sample_descriptors(desc_map: np.ndarray, keypoints: np.ndarray, image_size: 
     v0 = np.clip(np.floor(v).astype(np.int64), 0, h4 - 1)
     u1 = np.minimum(u0 + 1, w4 - 1)
     v1 = np.minimum(v0 + 1, h4 - 1)
-    fu = (u - u0).astype(np.float32)[:, None]
-    fv = (v - v0).astype(np.float32)[:, None]
+    fu = (u - u0).astype(np.float32)
+    fv = (v - v0).astype(np.float32)
     corners = np.concatenate([v0 * w4 + u0, v0 * w4 + u1, v1 * w4 + u0, v1 * w4 + u1])
-    if channels_last:  # (4N, D): each neighbour one contiguous row
-        g = desc_map.reshape(h4 * w4, d).take(corners, axis=0)
-        top = g[:n] * (1 - fu) + g[n : 2 * n] * fu
-        bottom = g[2 * n : 3 * n] * (1 - fu) + g[3 * n :] * fu
-        return np.ascontiguousarray(top * (1 - fv) + bottom * fv, dtype=np.float32)
-    # (D, 4N), blended in that layout (contiguous rows) and transposed once at the end
-    g = desc_map.reshape(d, h4 * w4).take(corners, axis=1)
-    fu, fv = fu.T, fv.T
-    top = g[:, :n] * (1 - fu) + g[:, n : 2 * n] * fu
-    bottom = g[:, 2 * n : 3 * n] * (1 - fu) + g[:, 3 * n :] * fu
-    return np.ascontiguousarray((top * (1 - fv) + bottom * fv).T, dtype=np.float32)
+    # the four bilinear weights per keypoint, (4, N) in the order of ``corners``
+    weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv])
+    if channels_last:  # (4N, D): each neighbour one contiguous row; one weighted sum over the four
+        g = desc_map.reshape(h4 * w4, d).take(corners, axis=0).reshape(4, n, d)
+        return np.ascontiguousarray(np.einsum("kn,knd->nd", weights, g), dtype=np.float32)
+    # (D, 4N), weighted in that layout (contiguous rows) and transposed once at the end
+    g = desc_map.reshape(d, h4 * w4).take(corners, axis=1).reshape(d, 4, n)
+    return np.ascontiguousarray(np.einsum("kn,dkn->nd", weights, g), dtype=np.float32)
 
 
 def dominated_cells(scores: np.ndarray, keypoints: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:

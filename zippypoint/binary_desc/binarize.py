@@ -39,10 +39,16 @@ def _topk_numpy(x: np.ndarray, k: int) -> np.ndarray:
     # then as many of the values equal to it as are still needed, lowest index first (same
     # result as the stable sort used for tensors)
     kth = np.partition(x, d - k, axis=-1)[..., d - k : d - k + 1]
-    above = x > kth
-    tied = x == kth
-    need = k - above.sum(axis=-1, keepdims=True)
-    return above | (tied & (np.cumsum(tied, axis=-1) <= need))
+    out = x >= kth
+    # a row whose k-th value is not tied already has exactly k entries at or above it; only rows with more
+    # (a tie across the k-th place) take the tied values in index order (a cumulative count, so only there)
+    extra = np.flatnonzero(out.sum(axis=-1).reshape(-1) > k)
+    if extra.size:
+        rows, row_kth = x.reshape(-1, d)[extra], kth.reshape(-1, 1)[extra]
+        above, tied = rows > row_kth, rows == row_kth
+        need = k - above.sum(axis=-1, keepdims=True)
+        out.reshape(-1, d)[extra] = above | (tied & (np.cumsum(tied, axis=-1) <= need))
+    return out
 
 
 def _topk_torch(x, k: int):

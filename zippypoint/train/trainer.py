@@ -179,6 +179,23 @@ def plot_curves(metrics_path: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def training_images(cfg: TrainConfig, data: str | Path) -> tuple[list[Path], list[Path]]:
+    """The photos of ``data`` a run of ``cfg`` trains on, and those it validates on (the development split left
+    out when ``cfg.exclude_dev``; a fixed validation share by ``cfg.seed``)."""
+    from zippypoint.io import list_images
+    from zippypoint.train.data import split_images
+
+    paths = list_images(data)
+    if not paths:
+        raise ValueError(f"no images found under {data}")
+    if cfg.exclude_dev:
+        from zippypoint.train.split import split_dev
+
+        paths = split_dev(paths)[0] or paths
+    train_paths, val_paths = split_images(paths, cfg.val_fraction, cfg.seed)
+    return (train_paths or val_paths), val_paths
+
+
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = True, dry_run: bool = False,
           overfit_batch: int = 0, device: str | None = None, progress: bool = True,
           hpatches: str | Path | None = None) -> dict:
@@ -189,10 +206,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     """
     from tqdm import tqdm
 
-    from zippypoint.io import list_images
     from zippypoint.model.weights import save_weights
     from zippypoint.quant.layers import clip_latent_weights
-    from zippypoint.train.data import HomographyPairDataset, split_images, worker_init
+    from zippypoint.train.data import HomographyPairDataset, worker_init
     from zippypoint.train.losses import homographic_losses
     from zippypoint.train.sampler import EpochShardSampler
     from zippypoint.train.validation import WarpValidator
@@ -202,16 +218,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(out)
 
-    paths = list_images(data)
-    if not paths:
-        raise ValueError(f"no images found under {data}")
-    if cfg.exclude_dev:
-        from zippypoint.train.split import split_dev
-
-        paths = split_dev(paths)[0] or paths
-    train_paths, val_paths = split_images(paths, cfg.val_fraction, cfg.seed)
-    if not train_paths:
-        train_paths = val_paths
+    train_paths, val_paths = training_images(cfg, data)
     dataset = HomographyPairDataset(train_paths, cfg.height, cfg.width, seed=cfg.seed,
                                     homography=cfg.homography, photometric=cfg.photometric)
     sampler = EpochShardSampler(len(dataset), seed=cfg.seed, rank=dist_info.rank, world=dist_info.world)
@@ -338,8 +345,9 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
                 fixed_batch = fixed_batch or batch
                 batch = fixed_batch
             if controller is not None:
-                # annealing time in epochs of the planned run (follows the wall-time budget when one is set)
-                controller.step(progress_fraction() * cfg.epochs)
+                # annealing time in epochs of the planned run (a max_steps cap shortens it; follows the wall-time
+                # budget when one is set)
+                controller.step(progress_fraction() * total_steps / steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, progress_fraction())
             source, target = batch["source"].to(dev), batch["target"].to(dev)

@@ -1,0 +1,88 @@
+"""Equal-budget ablations: plans are validated, every variant gets exactly the planned steps (ANA's window scaled to
+them), results land in a table, a JSON and a figure, and finished runs are reused."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from zippypoint.train.ablation import AblationPlan, main, variant_config
+
+BASE = {"name": "tiny", "preset": "zippypoint-lean", "stage": "quantize", "height": 64, "width": 64, "batch_size": 2,
+        "num_workers": 0, "val_fraction": 0.0, "lr_halving": [], "log_every": 1, "checkpoint_every": 1000,
+        "val_every": 1000, "exclude_dev": False}
+ANA = {"noise": "uniform", "strategy": "expectation", "schedule": "same_start"}
+
+
+@pytest.fixture()
+def plan_dir(tmp_path):
+    from zippypoint.demo import sample_photo
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photo = sample_photo("coffee")
+    for i in range(6):
+        cv2.imwrite(str(photos / f"p{i}.jpg"), photo[10 * i : 10 * i + 120, 20 * i : 20 * i + 160])
+    (tmp_path / "base.json").write_text(json.dumps(BASE))
+    plan = {"base": "base.json", "steps": 2, "variants": [
+        {"name": "plain STE", "descriptors": ["binary", "float"]},
+        {"name": "ANA same_start", "ana_window": 0.5, "overrides": {"ana": ANA, "lr": 1e-4}},
+    ]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    return tmp_path
+
+
+def test_plan_validation(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"base": "b.json", "steps": 1, "variants": [], "extra": 1}))
+    with pytest.raises(ValueError, match="unknown plan keys"):
+        AblationPlan.from_file(tmp_path / "p.json")
+    (tmp_path / "p.json").write_text(json.dumps({"base": "b.json", "steps": 1, "variants": []}))
+    with pytest.raises(ValueError, match="no variants"):
+        AblationPlan.from_file(tmp_path / "p.json")
+    (tmp_path / "p.json").write_text(json.dumps({"base": "b.json", "steps": 1,
+                                                 "variants": [{"name": "a b"}, {"name": "A-B"}]}))
+    with pytest.raises(ValueError, match="must differ"):
+        AblationPlan.from_file(tmp_path / "p.json")
+    (tmp_path / "p.json").write_text(json.dumps({"base": "b.json", "steps": 1,
+                                                 "variants": [{"name": "a", "ana_window": 1.5}]}))
+    with pytest.raises(ValueError, match="ana_window"):
+        AblationPlan.from_file(tmp_path / "p.json")
+
+
+def test_variants_get_the_same_budget_and_a_scaled_ana_window(plan_dir):
+    plan = AblationPlan.from_file(plan_dir / "plan.json")
+    plain, ana = (variant_config(plan, v, plan_dir / "photos") for v in plan.variants)
+    # 6 photos, batch 2: 3 steps an epoch, so 2 steps are 2/3 of an epoch; ANA closes at half of that
+    assert plain.max_steps == ana.max_steps == 2
+    assert plain.epochs == pytest.approx(2 / 3) and ana.epochs == pytest.approx(2 / 3)
+    assert plain.ana is None and ana.ana["epochs"] == pytest.approx(1 / 3) and ana.ana["schedule"] == "same_start"
+    assert ana.lr == 1e-4 and plain.lr == 1e-3 and plain.name == "plain-ste"  # 1e-3: the TrainConfig default
+
+
+def test_end_to_end_table_json_figure_and_reuse(plan_dir, shared_data, capsys):
+    dev = str(shared_data / "hpatches-dev")
+    out = plan_dir / "out"
+    args = ["--plan", str(plan_dir / "plan.json"), "--data", str(plan_dir / "photos"), "--dev", dev, "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads((out / "ablation.json").read_text())
+    assert [r["name"] for r in result["variants"]] == ["plain STE", "ANA same_start"]
+    for row in result["variants"]:
+        assert row["steps"] == 2 and row["pairs"] == 4
+        for per_set in row["metrics"].values():
+            metrics = per_set["hpatches-dev"]
+            assert metrics["pairs"] == 6 and 0.0 <= metrics["mma_3"] <= 1.0 and 0.0 <= metrics["correctness_3"] <= 1.0
+    assert set(result["variants"][0]["metrics"]) == {"binary", "float"}
+    lines = (out / "ablation.md").read_text().splitlines()
+    assert len(lines) == 2 + 3 and "plain STE | float | 2 steps (4 pairs)" in lines[3]
+    assert cv2.imread(str(out / "ablation.png")) is not None
+    weights = out / "plain-ste" / "final.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert main(args + ["--only", "plain-ste"]) == 0  # a finished run is evaluated again, not retrained
+    assert weights.stat().st_mtime_ns == stamp
+    assert len(json.loads((out / "ablation.json").read_text())["variants"]) == 1
+    with pytest.raises(SystemExit):
+        main(args + ["--only", "nothing"])
+    assert "no variant" in capsys.readouterr().err
+    assert (out / "ana-same-start" / "final.safetensors").is_file()
