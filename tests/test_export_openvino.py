@@ -209,3 +209,20 @@ def test_hpatches_dev_quality_matches_pytorch():
     ref = _hpatches_scores(Extractor(_shipped_model(), max_keypoints=budget))
     print(json.dumps({"openvino": ours, "pytorch": ref}))
     assert abs(ours["mma_3"] - ref["mma_3"]) <= 0.03 and ours["c3_256"] >= ref["c3_256"] - 0.03, (ours, ref)
+
+
+def test_a_descriptor_head_at_h8_comes_back_in_the_contract_layout_without_a_transpose():
+    """The lean topology's descriptors (H/8, same grid as the scores) are written NCHW by the plugin directly
+    (a requested channels-last output cost a transpose and a reorder there); the packaged IR shows it."""
+    from zippypoint.runtime.model_cache import packaged_model_path
+
+    path = packaged_model_path("zippypoint-lean", "openvino-int8")
+    if path is None:
+        pytest.skip("no packaged OpenVINO IR of zippypoint-lean")
+    ex = OpenVinoExtractor(path)
+    dense = ex.infer(np.random.default_rng(0).random((1, 1, 48, 64), dtype=np.float32))
+    assert dense["scores"].shape == (1, 1, 6, 8) and dense["descriptors"].shape == (1, 256, 6, 8)
+    assert dense["descriptors"].flags.c_contiguous
+    feats = ex.extract(np.random.default_rng(1).integers(0, 256, (48, 64), dtype=np.uint8))
+    assert feats["descriptors"].dtype == np.uint8 and feats["descriptors"].shape[1] == 32
+    assert np.all(np.unpackbits(feats["descriptors"], axis=1).sum(1) == 64)
