@@ -226,3 +226,26 @@ def test_a_descriptor_head_at_h8_comes_back_in_the_contract_layout_without_a_tra
     feats = ex.extract(np.random.default_rng(1).integers(0, 256, (48, 64), dtype=np.uint8))
     assert feats["descriptors"].dtype == np.uint8 and feats["descriptors"].shape[1] == 32
     assert np.all(np.unpackbits(feats["descriptors"], axis=1).sum(1) == 64)
+
+
+def test_infer_returns_maps_that_the_next_run_does_not_overwrite_and_extract_agrees_with_it():
+    """``extract`` reads the maps in the request's own buffers (no copy); ``infer`` must still hand out arrays
+    that stay valid, and both paths give the same features."""
+    from zippypoint.runtime.model_cache import packaged_model_path
+
+    path = packaged_model_path("zippypoint-lean", "openvino-int8")
+    if path is None:
+        pytest.skip("no packaged OpenVINO IR of zippypoint-lean")
+    ex = OpenVinoExtractor(path)
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(0, 256, (64, 96), dtype=np.uint8) for _ in range(2))
+    batch, info = ex.prepare(first)
+    dense = ex.infer(batch)
+    kept = {k: v.copy() for k, v in dense.items()}
+    ex.extract(second)
+    ex.infer(ex.prepare(second)[0])
+    for key, value in kept.items():
+        np.testing.assert_array_equal(dense[key], value)
+    via_infer, via_extract = ex.postprocess(dense, info), ex.extract(first)
+    for key in ("keypoints", "scores", "descriptors"):
+        np.testing.assert_array_equal(via_infer[key], via_extract[key])

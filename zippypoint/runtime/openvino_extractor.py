@@ -102,11 +102,22 @@ class OpenVinoExtractor(ExportedExtractor):
 
         Returns numpy dense maps: scores (B,1,H/8,W/8), keypoints (B,2,H/8,W/8), descriptors (B,256,H/4,W/4).
         """
+        return self._run(batch, share_outputs=False)
+
+    def extract(self, image) -> dict[str, np.ndarray]:
+        """One image -> features dict (see the module docstring)."""
+        batch, info = self.prepare(image)
+        # the features are new arrays, so the maps may stay in the request's output buffers (no copy of them)
+        return self.postprocess(self._run(batch, share_outputs=True), info)
+
+    def _run(self, batch: np.ndarray, *, share_outputs: bool) -> dict[str, np.ndarray]:
+        """``infer``; with ``share_outputs`` the maps are views of the request's output buffers, valid until the
+        next run of the same input size."""
         self.load()
         self.check_batch(batch)
         compiled = self.compiled(batch.shape)
         request = self._requests[tuple(batch.shape)]
-        result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True)
+        result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=share_outputs)
         dense = {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
         if self._channels_last[tuple(batch.shape)]:
             # (B, H/4, W/4, D) as the plugin keeps it; the contract's (B, D, H/4, W/4) as a view, no copy
