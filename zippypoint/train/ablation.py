@@ -130,7 +130,7 @@ def run_variant(plan: AblationPlan, variant: Variant, data: str | Path, out: Pat
     return row
 
 
-def table(plan: AblationPlan, rows: list[dict], dev_sets: list[str]) -> list[str]:
+def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
     names = [Path(r).name for r in dev_sets]
     lines = ["| variant | descriptors | budget | " + " | ".join(f"{n} C3 / MMA@3" for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         result = {"plan": str(args.plan), "base": plan.base, "steps": plan.steps,
                   "resolution": list(plan.resolution), "top_k": plan.top_k, "dev_sets": args.dev, "variants": rows}
         (args.out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "ablation.md").write_text("\n".join(table(plan, rows, args.dev)) + "\n")
+        (args.out / "ablation.md").write_text("\n".join(table(rows, args.dev)) + "\n")
     plot(rows, args.dev, args.out / "ablation.png")
     print((args.out / "ablation.md").read_text())
     return 0
