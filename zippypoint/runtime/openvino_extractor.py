@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,14 @@ from zippypoint.runtime.base import ExportedExtractor, ExtractorConfig, make_con
 
 OUTPUT_NAMES = ("scores", "keypoints", "descriptors")
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}  # as in zippypoint.export.openvino_export (torch-free here)
+
+
+class _Compiled(NamedTuple):
+    """The network compiled for one input size, its infer request, and whether it writes descriptors channels last."""
+
+    model: object
+    request: object
+    channels_last: bool
 
 
 class OpenVinoExtractor(ExportedExtractor):
@@ -46,9 +55,7 @@ class OpenVinoExtractor(ExportedExtractor):
         self._core = None
         self._model = None
         self._metadata: ExportMetadata | None = None
-        self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
-        self._requests: dict[tuple[int, ...], object] = {}
-        self._channels_last: dict[tuple[int, ...], bool] = {}
+        self._compiled: OrderedDict[tuple[int, ...], _Compiled] = OrderedDict()
 
     def load(self) -> OpenVinoExtractor:
         """Read the IR now (otherwise on first use); returns self."""
@@ -74,6 +81,9 @@ class OpenVinoExtractor(ExportedExtractor):
 
     def compiled(self, shape: tuple[int, int, int, int]):
         """The network compiled for input ``shape`` (B, C, H, W) (compiled on first request, then cached)."""
+        return self._entry(shape).model
+
+    def _entry(self, shape: tuple[int, ...]) -> _Compiled:
         self.load()
         shape = tuple(int(v) for v in shape)
         hit = self._compiled.get(shape)
@@ -89,13 +99,10 @@ class OpenVinoExtractor(ExportedExtractor):
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         compiled = self._core.compile_model(model, "CPU", config)
-        self._compiled[shape] = compiled
-        self._requests[shape] = compiled.create_infer_request()
-        self._channels_last[shape] = channels_last
+        entry = self._compiled[shape] = _Compiled(compiled, compiled.create_infer_request(), channels_last)
         while len(self._compiled) > self.cached_shapes:
-            old, _ = self._compiled.popitem(last=False)
-            del self._requests[old], self._channels_last[old]
-        return compiled
+            self._compiled.popitem(last=False)
+        return entry
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the network on a prepared float32 batch (B, C, H, W) in [0, 1], H and W multiples of 8 (>= 24).
@@ -115,11 +122,10 @@ class OpenVinoExtractor(ExportedExtractor):
         next run of the same input size."""
         self.load()
         self.check_batch(batch)
-        compiled = self.compiled(batch.shape)
-        request = self._requests[tuple(batch.shape)]
-        result = request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=share_outputs)
-        dense = {name: np.asarray(result[compiled.output(name)]) for name in OUTPUT_NAMES}
-        if self._channels_last[tuple(batch.shape)]:
+        entry = self._entry(batch.shape)
+        result = entry.request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=share_outputs)
+        dense = {name: np.asarray(result[entry.model.output(name)]) for name in OUTPUT_NAMES}
+        if entry.channels_last:
             # (B, H/4, W/4, D) as the plugin keeps it; the contract's (B, D, H/4, W/4) as a view, no copy
             dense["descriptors"] = dense["descriptors"].transpose(0, 3, 1, 2)
         return dense

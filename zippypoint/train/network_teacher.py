@@ -1,9 +1,9 @@
 """Distillation from a trained ZippyPoint network into another topology (docs/design.md §8).
 
 The teacher is a preset with shipped weights (by default ``zippypoint``, the paper topology) run through its
-deployed int8 model (the packaged OpenVINO IR, or the int8 ONNX file without OpenVINO), so the student learns what users of the teacher actually get. It sees the same augmented
-source and target images as the student (in RGB; a gray student sees their channel mean). Losses, on the
-student's dense maps against the teacher's:
+deployed int8 model (the packaged OpenVINO IR, or the int8 ONNX file without OpenVINO), so the student learns
+what users of the teacher actually get. It sees the same augmented source and target images as the student (in
+RGB; a gray student sees their channel mean). Losses, on the student's dense maps against the teacher's:
 
 - score: binary cross-entropy to the teacher's per-cell score (border cells excluded);
 - location: L1 pixel distance between the two keypoints of a cell, weighted by the teacher's score;
