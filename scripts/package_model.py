@@ -2,10 +2,13 @@
 
     python scripts/package_model.py --calibration-dir ../shared/data/train-images
     python scripts/package_model.py --format openvino-int8 --calibration-dir ../shared/data/train-images
+    python scripts/package_model.py --format openvino --calibration-dir ../shared/data/train-images
     python scripts/package_model.py --exported FILE.onnx   # card for a file already exported the same way
 
-Writes zippypoint/weights/<preset>-int8.onnx (format onnx-int8) or <preset>-openvino-int8.xml/.bin (the OpenVINO
-IR with the binary blocks as int8 convolutions, the fastest runtime here) and <file>.card.json; the runtime uses
+Writes zippypoint/weights/<preset>-int8.onnx (format onnx-int8), <preset>-openvino-int8.xml/.bin (the OpenVINO
+IR with the binary blocks as int8 convolutions, the fastest runtime on CPUs with int8 dot products) or
+<preset>-openvino.xml/.bin (the IR with the binary blocks as 1-bit convolutions, the fastest on x86 CPUs with
+neither AVX-512 nor VNNI) and <file>.card.json; the runtime uses
 a file only while the card's weights sha256 and recipe revision match the shipped weights and the current export
 recipe.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from zippypoint.runtime.model_cache import RECIPE_REVISION, packaged_dir, packaged_name
 
-PACKAGED_FORMATS = ("onnx-int8", "openvino-int8")
+PACKAGED_FORMATS = ("onnx-int8", "openvino-int8", "openvino")
 
 
 def main() -> None:
@@ -37,13 +40,13 @@ def main() -> None:
     from zippypoint.model.weights import sha256_file
 
     out = packaged_dir() / packaged_name(args.model, fmt)
-    ir = fmt == "openvino-int8"
+    ir = fmt in ("openvino", "openvino-int8")
     if args.exported is None:
         if args.calibration_dir is None:
             p.error("pass --calibration-dir DIR (or --exported FILE)")
         with tempfile.TemporaryDirectory() as tmp:
             made = export_model("openvino" if ir else fmt, Path(tmp) / out.name, args.model,
-                                calibration_dir=args.calibration_dir, openvino_one_bit=not ir)
+                                calibration_dir=args.calibration_dir, openvino_one_bit=fmt == "openvino")
             shutil.copyfile(made, out)
             if ir:
                 shutil.copyfile(made.with_suffix(".bin"), out.with_suffix(".bin"))

@@ -211,6 +211,21 @@ def test_hpatches_dev_quality_matches_pytorch():
     assert abs(ours["mma_3"] - ref["mma_3"]) <= 0.03 and ours["c3_256"] >= ref["c3_256"] - 0.03, (ours, ref)
 
 
+@pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean"])
+def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
+    """The packaged 1-bit IR (the default runtime on x86 CPUs without VNNI or AVX-512) is the real thing."""
+    from zippypoint.model.registry import create_model
+    from zippypoint.runtime.model_cache import packaged_model_path
+
+    path = packaged_model_path(preset, "openvino")
+    if path is None:
+        pytest.skip(f"no packaged 1-bit OpenVINO IR of {preset}")
+    binary = sum(isinstance(m, BinaryConv2d) and m.binary for m in create_model(preset).modules())
+    counts = _runtime_layers(OpenVinoExtractor(path).compiled((1, 3, 240, 320)))
+    assert binary > 0 and counts[("BinaryConvolution", "u1")] == binary
+    assert not any(p == "bf16" for _, p in counts)
+
+
 def test_a_descriptor_head_at_h8_comes_back_in_the_contract_layout_without_a_transpose():
     """The lean topology's descriptors (H/8, same grid as the scores) are written NCHW by the plugin directly
     (a requested channels-last output cost a transpose and a reorder there); the packaged IR shows it."""

@@ -51,3 +51,15 @@ def test_info_prints_the_complexity_table(capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "5.198" and cells[2] == "1.272"
     assert cells[3] == "10.18" and cells[4] == "40.72" and cells[5] == "8.49"
+
+
+def test_info_names_the_default_runtime_and_the_cpu_flags_it_reads(capsys, monkeypatch):
+    from zippypoint.cli import main
+
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: {"avx2": True, "fma": True})
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "zippypoint-openvino.xml" in out  # the packaged 1-bit IR is listed with the others
+    line = next(line for line in out.splitlines() if line.startswith("zippypoint: "))
+    assert line.endswith("default runtime here: openvino")
+    assert "flags: avx2 fma (x86 without AVX-512 or VNNI / AMX" in out

@@ -40,8 +40,14 @@ def test_packaged_int8_model_is_used_without_export(tmp_path, monkeypatch):
     ir = exported_model_path("zippypoint", "openvino-int8")
     assert ir == WEIGHTS_DIR / "zippypoint-openvino-int8.xml" and ir.with_suffix(".bin").is_file()
     assert not (tmp_path / "cache").exists()
-    # the fastest packaged runtime where OpenVINO is installed (it is in the base install), else the int8 ONNX
+    # the fastest packaged runtime where OpenVINO is installed (it is in the base install), else the int8 ONNX:
+    # the int8 IR with VNNI / AMX / AVX-512, the 1-bit IR on an x86 CPU with none of them (docs/isa-levels.md)
+    vnni = {"avx2": True, "avx512f": True, "avx512_vnni": True}
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: vnni)
     assert default_runtime("zippypoint") == "openvino-int8"
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: {"avx2": True, "avx512f": False})
+    assert default_runtime("zippypoint") == "openvino"
+    assert exported_model_path("zippypoint", "openvino") == WEIGHTS_DIR / "zippypoint-openvino.xml"
     monkeypatch.setattr("zippypoint.resolve.available_runtimes", lambda: ("torch", "onnx", "onnx-int8"))
     assert default_runtime("zippypoint") == "onnx-int8"
     assert default_runtime("zippypoint-gray") in ("torch", "onnx-int8")  # no packaged model: torch where installed
@@ -74,3 +80,27 @@ def test_a_replaced_packaged_ir_weights_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(model_cache, "packaged_dir", lambda: tmp_path)
     with pytest.raises(WeightsError, match="bin"):
         model_cache.packaged_model_path("zippypoint", "openvino-int8")
+
+
+def test_without_a_packaged_one_bit_ir_an_old_cpu_still_gets_the_packaged_int8_ir(monkeypatch):
+    from zippypoint.resolve import default_runtime
+    from zippypoint.runtime import model_cache
+
+    real = model_cache.packaged_card
+    monkeypatch.setattr(model_cache, "packaged_card", lambda preset, fmt: None if fmt == "openvino" else real(preset, fmt))
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: {"avx2": True})
+    assert default_runtime("zippypoint") == "openvino-int8"  # never an export on first use for the default path
+
+
+@pytest.mark.parametrize(("flags", "one_bit"), [
+    ({"avx2": True}, True),  # x86 without AVX-512 or VNNI (AMD before Zen 4, most laptops before 2022)
+    ({"avx2": True, "avx_vnni": True}, False),  # Alder Lake and later
+    ({"avx2": True, "avx512f": True}, False),  # AVX-512 without VNNI: the two IRs are even there
+    ({"avx2": True, "avx512f": True, "avx512_vnni": True, "amx_int8": True}, False),
+    ({"neon": True, "asimd": True, "asimddp": True}, False),  # ARM: OpenVINO has no 1-bit kernel there
+    ({}, False),  # flags unknown: keep the int8 IR
+])
+def test_which_cpus_get_the_one_bit_ir(flags, one_bit):
+    from zippypoint.machine import lacks_int8_dot_products
+
+    assert lacks_int8_dot_products(flags) is one_bit

@@ -39,3 +39,13 @@ def isa_flags() -> dict[str, bool]:
     info = _cpuinfo()
     present = set((info.get("flags") or info.get("Features") or "").split())
     return {flag: flag in present for flag in ISA_FLAGS} if present else {}
+
+
+def lacks_int8_dot_products(flags: dict[str, bool] | None = None) -> bool:
+    """True on an x86 CPU with neither AVX-512 nor an int8 dot-product unit (VNNI, AMX): there the 1-bit
+    OpenVINO IR outruns the int8 one (docs/isa-levels.md). False where they exist, on ARM, or where the flags
+    cannot be read (nothing known, nothing changed). ``flags``: ``isa_flags()`` of this CPU by default."""
+    flags = isa_flags() if flags is None else flags
+    if not flags.get("avx2"):  # not x86 with AVX2 (ARM, or unknown): no evidence for the 1-bit IR there
+        return False
+    return not any(flags.get(f) for f in ("avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))

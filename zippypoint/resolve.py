@@ -42,18 +42,22 @@ def available_runtimes() -> tuple[str, ...]:
 
 def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | None = None) -> str:
     """The runtime used when none is named: for a preset whose exports ship in the package (its shipped weights,
-    no ``weights`` file) the fastest of them here -- "openvino-int8" where OpenVINO is installed, else
-    "onnx-int8" -- both torch-free; "onnx-int8" for an .onnx file and "openvino" for an .xml; otherwise "torch"
+    no ``weights`` file) the fastest of them here -- "openvino-int8" where OpenVINO is installed ("openvino",
+    the 1-bit IR, on x86 CPUs with neither AVX-512 nor VNNI / AMX, where it is faster: docs/isa-levels.md), else
+    "onnx-int8" -- all torch-free; "onnx-int8" for an .onnx file and "openvino" for an .xml; otherwise "torch"
     where torch is importable, else "onnx-int8" (which then explains what is missing)."""
     if str(model).endswith(".onnx"):
         return "onnx-int8"
     if str(model).endswith(".xml"):
         return "openvino"
     if weights is None:
+        from zippypoint.machine import lacks_int8_dot_products
         from zippypoint.runtime.model_cache import packaged_card
 
-        if "openvino-int8" in available_runtimes() and packaged_card(str(model), "openvino-int8") is not None:
-            return "openvino-int8"
+        if "openvino-int8" in available_runtimes():
+            for runtime in ("openvino", "openvino-int8") if lacks_int8_dot_products() else ("openvino-int8",):
+                if packaged_card(str(model), runtime) is not None:
+                    return runtime
         if packaged_card(str(model), "onnx-int8") is not None:
             return "onnx-int8"
     return "torch" if importlib.util.find_spec("torch") is not None else "onnx-int8"

@@ -17,6 +17,7 @@ def preset_rows() -> list[dict]:
     import importlib.util
 
     from zippypoint.model.registry import get_preset, list_models
+    from zippypoint.resolve import default_runtime
     from zippypoint.runtime.model_cache import packaged_model_path
 
     counting = importlib.util.find_spec("torch") is not None
@@ -24,10 +25,11 @@ def preset_rows() -> list[dict]:
     for name in list_models():
         preset = get_preset(name)
         path = preset.weights_path()
-        packaged = [p.name for p in (packaged_model_path(name, fmt) for fmt in ("openvino-int8", "onnx-int8")) if p]
+        formats = ("openvino-int8", "openvino", "onnx-int8")
+        packaged = [p.name for p in (packaged_model_path(name, fmt) for fmt in formats) if p]
         row = {"name": name, "description": preset.description, "input": preset.input_contract,
                "weights": "shipped" if path and path.exists() else "none",
-               "packaged": ", ".join(packaged) or None}
+               "packaged": ", ".join(packaged) or None, "default_runtime": default_runtime(name)}
         if counting:
             from zippypoint.model.complexity import count_complexity
             from zippypoint.model.registry import create_model
@@ -63,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"| {r['name']} | {r['weights']} | {r['packaged'] or '-'} |")
     print()
     for r in rows:
-        print(f"{r['name']}: {r['description']}; input {r['input']}")
+        print(f"{r['name']}: {r['description']}; input {r['input']}; default runtime here: {r['default_runtime']}")
+    from zippypoint.machine import cpu_model, isa_flags, lacks_int8_dot_products
+
+    flags = isa_flags()
+    why = ("x86 without AVX-512 or VNNI / AMX: the packaged 1-bit OpenVINO IR by default, the faster one there"
+           if lacks_int8_dot_products(flags) else "the packaged int8 OpenVINO IR by default")
+    print(f"\nCPU: {cpu_model()}; flags: {' '.join(f for f, on in flags.items() if on) or 'unknown'} ({why})")
     if not counted:
         print("\nparameter and MAC counts build the network and need torch: pip install 'zippypoint[torch]'")
     if args.json:
