@@ -93,13 +93,12 @@ def _merge(base: dict, changes: dict) -> dict:
 def variant_config(plan: AblationPlan, variant: Variant, data: str | Path):
     """The TrainConfig of one variant: the base with its overrides, planned to run exactly ``plan.steps`` steps."""
     from zippypoint.train.config import TrainConfig
-    from zippypoint.train.trainer import training_images
+    from zippypoint.train.trainer import steps_per_epoch, training_images
 
     base = TrainConfig.from_file(plan.base).to_dict()
     cfg = TrainConfig.from_dict(_merge(base, {**variant.overrides, "name": variant.slug, "max_steps": None,
                                               "max_minutes": None}))
-    steps_per_epoch = max(len(training_images(cfg, data)[0]) // cfg.batch_size, 1)
-    epochs = plan.steps / steps_per_epoch
+    epochs = plan.steps / steps_per_epoch(len(training_images(cfg, data)[0]), cfg.batch_size)
     changes: dict[str, Any] = {"epochs": epochs, "max_steps": plan.steps}
     if variant.ana_window is not None:
         if cfg.stage != "quantize":

@@ -196,6 +196,11 @@ def training_images(cfg: TrainConfig, data: str | Path) -> tuple[list[Path], lis
     return (train_paths or val_paths), val_paths
 
 
+def steps_per_epoch(images: int, batch_size: int, world: int = 1) -> int:
+    """Optimiser steps in one epoch over ``images`` photos split across ``world`` processes (at least one)."""
+    return max((images // world) // batch_size, 1)
+
+
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = True, dry_run: bool = False,
           overfit_batch: int = 0, device: str | None = None, progress: bool = True,
           hpatches: str | Path | None = None) -> dict:
@@ -222,8 +227,8 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     dataset = HomographyPairDataset(train_paths, cfg.height, cfg.width, seed=cfg.seed,
                                     homography=cfg.homography, photometric=cfg.photometric)
     sampler = EpochShardSampler(len(dataset), seed=cfg.seed, rank=dist_info.rank, world=dist_info.world)
-    steps_per_epoch = max(sampler.per_rank() // cfg.batch_size, 1)
-    total_steps = int(math.ceil(cfg.epochs * steps_per_epoch))
+    epoch_steps = steps_per_epoch(len(dataset), cfg.batch_size, dist_info.world)
+    total_steps = int(math.ceil(cfg.epochs * epoch_steps))
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
     if overfit_batch:
@@ -347,7 +352,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             if controller is not None:
                 # annealing time in epochs of the planned run (a max_steps cap shortens it; follows the wall-time
                 # budget when one is set)
-                controller.step(progress_fraction() * total_steps / steps_per_epoch)
+                controller.step(progress_fraction() * total_steps / epoch_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, progress_fraction())
             source, target = batch["source"].to(dev), batch["target"].to(dev)
@@ -405,7 +410,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             skip += b
             bar.update(1)
             if step % cfg.log_every == 0 or step == total_steps:
-                row = {"kind": "train", "step": step, "epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"],
+                row = {"kind": "train", "step": step, "epoch": step / epoch_steps, "lr": optimizer.param_groups[0]["lr"],
                        "time_s": round(elapsed(), 1),
                        **{k: float(v.detach()) for k, v in losses.items()}}
                 if controller is not None:
