@@ -86,3 +86,21 @@ def test_end_to_end_table_json_figure_and_reuse(plan_dir, shared_data, capsys):
         main(args + ["--only", "nothing"])
     assert "no variant" in capsys.readouterr().err
     assert (out / "ana-same-start" / "final.safetensors").is_file()
+
+
+def test_both_descriptor_kinds_from_one_network_run_equal_separate_evaluations(shared_data, monkeypatch):
+    from zippypoint.eval.hpatches import find_sequences
+    from zippypoint.model.registry import create_model
+    from zippypoint.train import diagnostics
+
+    dev = shared_data / "hpatches-dev"
+    model = create_model("zippypoint-lean").eval()
+    calls = []
+    real = diagnostics.dense_maps
+    monkeypatch.setattr(diagnostics, "dense_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    both = diagnostics.evaluate_dev_kinds(model, dev, (160, 120), 100, (0.0,), ("binary", "float"))
+    runs = len(calls)
+    assert runs == sum(len(s.images) for s in find_sequences(dev))  # the network ran once per image
+    for kind in ("binary", "float"):
+        assert both[kind] == diagnostics.evaluate_dev(model, dev, (160, 120), 100, (0.0,), kind)
+    assert len(calls) == 3 * runs

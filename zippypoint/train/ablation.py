@@ -109,7 +109,7 @@ def variant_config(plan: AblationPlan, variant: Variant, data: str | Path):
 
 def run_variant(plan: AblationPlan, variant: Variant, data: str | Path, out: Path, dev_sets: list[str]) -> dict:
     """Train (or reuse, or resume) one variant and evaluate its final weights on every development set."""
-    from zippypoint.train.diagnostics import evaluate_dev, load_model
+    from zippypoint.train.diagnostics import evaluate_dev_kinds, load_model
     from zippypoint.train.trainer import FINAL, train
 
     cfg = variant_config(plan, variant, data)
@@ -122,10 +122,10 @@ def run_variant(plan: AblationPlan, variant: Variant, data: str | Path, out: Pat
                            "pairs": summary["steps"] * cfg.batch_size, "wall_time_s": summary["wall_time_s"],
                            "device": summary.get("device"), "teacher": cfg.teacher,
                            "ana": cfg.ana, "metrics": {}}
-    for kind in variant.descriptors:
-        for root in dev_sets:
-            res = evaluate_dev(model, root, plan.resolution, plan.top_k, (0.0,), kind)["dedupe_0"]
-            row["metrics"].setdefault(kind, {})[Path(root).name] = res
+    for root in dev_sets:  # every descriptor kind from one network run per image
+        per_kind = evaluate_dev_kinds(model, root, plan.resolution, plan.top_k, (0.0,), tuple(variant.descriptors))
+        for kind in variant.descriptors:
+            row["metrics"].setdefault(kind, {})[Path(root).name] = per_kind[kind]["dedupe_0"]
     return row
 
 

@@ -75,37 +75,44 @@ def evaluate_dev(model, root: str | Path, size=(320, 240), top_k: int = 300, ded
     """HPatches-protocol means on ``root`` for each dedupe radius (network run once per image), plus the
     share of near-duplicate keypoints and distinct correct matches (MMA@3 x matches) per pair.
     ``descriptors``: "binary" (deployed) or "float" (raw descriptors of the same network, L2 matching)."""
+    return evaluate_dev_kinds(model, root, size, top_k, dedupe, (descriptors,))[descriptors]
+
+
+def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 300, dedupe=(0.0, 2.0),
+                       kinds=("binary",)) -> dict:
+    """``evaluate_dev`` for several descriptor kinds from one network run per image: {kind: {dedupe_r: ...}}."""
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
     from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
     from zippypoint.methods.registry import candidate_budget
 
     i3 = list(MMA_THRESHOLDS).index(3)
     budget = candidate_budget("zippypoint", top_k)
-    rows: dict[float, list] = {r: [] for r in dedupe}
-    dups: dict[float, list] = {r: [] for r in dedupe}
+    settings = [(kind, r) for kind in kinds for r in dedupe]
+    rows: dict[tuple, list] = {s: [] for s in settings}
+    dups: dict[tuple, list] = {s: [] for s in settings}
     for seq in find_sequences(root):
         dense, sizes = {}, {}
         for k, path in seq.images.items():
             image = read_image_bgr(path)
             sizes[k] = (image.shape[1], image.shape[0])
             dense[k] = dense_maps(model, resize_image(image, size))[0]
-        for r in dedupe:
-            feats = {k: features_from_dense(d, size, budget, r, descriptors) for k, d in dense.items()}
-            dups[r].append(near_duplicate_share(feats[1]["keypoints"][:top_k]))
+        for kind, r in settings:
+            feats = {k: features_from_dense(d, size, budget, r, kind) for k, d in dense.items()}
+            dups[kind, r].append(near_duplicate_share(feats[1]["keypoints"][:top_k]))
             for pair in seq.pairs():
                 h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
-                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, descriptors)
-                rows[r].append((v["repeatability"], v["localization_error"], v["correctness_3"], v["mma"][i3],
-                                v["mma"][i3] * v["matches"]))
-    out = {}
-    for r in dedupe:
-        a = np.asarray(rows[r], np.float64)
+                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, kind)
+                rows[kind, r].append((v["repeatability"], v["localization_error"], v["correctness_3"],
+                                      v["mma"][i3], v["mma"][i3] * v["matches"]))
+    out: dict[str, dict] = {kind: {} for kind in kinds}
+    for kind, r in settings:
+        a = np.asarray(rows[kind, r], np.float64)
         if not len(a):
             continue
-        out[f"dedupe_{r:g}"] = {
+        out[kind][f"dedupe_{r:g}"] = {
             "pairs": len(a), "repeatability": float(np.nanmean(a[:, 0])), "localization_error": float(np.nanmean(a[:, 1])),
             "correctness_3": float(a[:, 2].mean()), "mma_3": float(a[:, 3].mean()),
-            "correct_matches": float(a[:, 4].mean()), "near_duplicates_2px": float(np.mean(dups[r])),
+            "correct_matches": float(a[:, 4].mean()), "near_duplicates_2px": float(np.mean(dups[kind, r])),
         }
     return out
 
