@@ -96,3 +96,30 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert err < 5.0
     picture = cv2.imread(str(out))
     assert picture is not None and picture.shape[1] == 1024  # two 512-px images side by side
+
+
+@pytest.mark.parametrize(("gray", "rgb", "exact"), [("zippypoint-fp-gray", "zippypoint-fp", True),
+                                                    ("zippypoint-gray", "zippypoint", False)])
+def test_gray_presets_compute_what_the_rgb_network_computes_on_a_gray_image(gray, rgb, exact):
+    """Their weights are the RGB ones with the input kernel summed over its channels (scripts/derive_gray_weights.py):
+    exact in full precision; with int8 fake quantisation of that kernel most keypoints stay put."""
+    import torch
+
+    from zippypoint.demo import sample_photo
+    from zippypoint.io import prepare_image
+    from zippypoint.model.registry import create_model
+    from zippypoint.postprocess import PostprocessConfig, dense_to_features
+
+    one = torch.from_numpy(prepare_image(cv2.cvtColor(sample_photo("coffee"), cv2.COLOR_BGR2GRAY), 1, (320, 240))[0])
+    with torch.no_grad():
+        a = create_model(gray, pretrained=True).eval()(one)
+        b = create_model(rgb, pretrained=True).eval()(one.expand(-1, 3, -1, -1).contiguous())
+    if exact:
+        for key in ("scores", "keypoints", "descriptors"):
+            torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-4)
+        return
+    feats = [dense_to_features(m["scores"][0].numpy(), m["keypoints"][0].numpy(), m["descriptors"][0].numpy(),
+                               image_size=(320, 240), config=PostprocessConfig(max_keypoints=300)) for m in (a, b)]
+    d = np.linalg.norm(feats[0]["keypoints"][:, None] - feats[1]["keypoints"][None], axis=2).min(axis=1)
+    print(f"{gray}: {np.mean(d <= 1.0):.3f} of the top-300 keypoints within 1 px")
+    assert np.mean(d <= 1.0) >= 0.8, np.mean(d <= 1.0)

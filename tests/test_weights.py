@@ -61,6 +61,31 @@ def test_pickled_checkpoint_is_refused(tmp_path, writer):
         load_weights(create_model("zippypoint-fp"), path)
 
 
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_every_pickle_protocol_is_refused(tmp_path, protocol):
+    path = tmp_path / "evil.safetensors"
+    path.write_bytes(pickle.dumps({"weights": [1.0] * 100}, protocol=protocol))
+    with pytest.raises(WeightsError, match="pickle"):
+        load_weights(create_model("zippypoint-fp"), path)
+
+
+def test_a_safetensors_file_whose_first_byte_is_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """The header length is little-endian: 128 modulo 256 makes the first byte 0x80, the pickle opcode."""
+    from safetensors.torch import save_file
+
+    from zippypoint.model.weights import read_state_dict
+
+    path = tmp_path / "w.safetensors"
+    tensors = {"x": torch.arange(6, dtype=torch.float32)}
+    for pad in range(300):
+        save_file(tensors, str(path), metadata={"note": "p" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    state, meta = read_state_dict(path)
+    assert torch.equal(state["x"], tensors["x"]) and meta["note"].startswith("p")
+
+
 def test_missing_and_unexpected_keys_are_named(tmp_path):
     from safetensors.torch import save_file
 
@@ -89,4 +114,4 @@ def test_missing_file_and_directory(tmp_path):
 
 def test_preset_without_shipped_weights_fails_clearly():
     with pytest.raises(WeightsError, match="no pretrained weights"):
-        load_pretrained(create_model("zippypoint-gray"), "zippypoint-gray")
+        load_pretrained(create_model("zippypoint-lean-fp"), "zippypoint-lean-fp")

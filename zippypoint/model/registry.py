@@ -44,10 +44,14 @@ register(Preset("zippypoint", ModelConfig(in_channels=3, quantized=True),
 register(Preset("zippypoint-fp", ModelConfig(in_channels=3, quantized=False),
                 "the same topology in full precision (the paper's reference model)",
                 weights="zippypoint-fp.safetensors"))
+# the gray presets' weights are the RGB ones with the input kernel summed over its channels (exact on gray images;
+# scripts/derive_gray_weights.py)
 register(Preset("zippypoint-gray", ModelConfig(in_channels=1, quantized=True),
-                "mixed precision, 1-channel grayscale input"))
+                "mixed precision, 1-channel grayscale input (weights derived from zippypoint)",
+                weights="zippypoint-gray.safetensors"))
 register(Preset("zippypoint-fp-gray", ModelConfig(in_channels=1, quantized=False),
-                "full precision, 1-channel grayscale input"))
+                "full precision, 1-channel grayscale input (weights derived from zippypoint-fp)",
+                weights="zippypoint-fp-gray.safetensors"))
 # the lean topology chosen by the search (docs/search.md): gray input, stride-2 input conv (no down1), the paper's
 # binary stages, one int8 3x3 conv of 128 channels shared by the three heads, descriptors at H/8 (a quarter of the
 # map to sample)

@@ -7,8 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Pickle protocol 2+ starts with 0x80; torch zip checkpoints start with "PK".
-_PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")
+# Pickle protocol 2-5 starts with 0x80 and the protocol number; torch zip checkpoints start with "PK".
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"PK\x03\x04")
+
+
+def _safetensors_prefix(data: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length that fits the file, then a JSON object. (Its
+    first byte may be 0x80 like a pickle's when the header length is 128 modulo 256.)"""
+    return len(data) > 8 and 0 < int.from_bytes(data[:8], "little") <= len(data) - 8 and data[8:9] == b"{"
 
 
 class WeightsError(RuntimeError):
@@ -43,7 +49,7 @@ def read_state_dict(path: str | Path, sha256: str | None = None) -> tuple[dict[s
             raise WeightsError(
                 f"sha256 mismatch for {path}: expected {sha256}, got {digest} (corrupted or replaced file)"
             )
-    if data[:4].startswith(_PICKLE_MAGIC):
+    if not _safetensors_prefix(data) and data[:4].startswith(_PICKLE_MAGIC):
         raise WeightsError(
             f"{path} is a pickled checkpoint; pickles can run arbitrary code and are refused. "
             "Convert it to safetensors first."
