@@ -49,8 +49,9 @@ def derive(gray: str, rgb: str) -> dict:
 
 
 def check(gray: str, rgb: str, photos: Path, count: int = 8) -> dict:
-    """Largest and mean differences of the dense maps between the gray network on gray photos and the RGB network
-    on the same photos as three equal channels (640x480)."""
+    """Differences of the dense maps between the gray network on gray photos and the RGB network on the same photos
+    as three equal channels (640x480): the largest score and keypoint differences over all photos, and the largest
+    per-photo mean descriptor difference."""
     import numpy as np
     import torch
 
