@@ -220,8 +220,9 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     path = packaged_model_path(preset, "openvino")
     if path is None:
         pytest.skip(f"no packaged 1-bit OpenVINO IR of {preset}")
-    binary = sum(isinstance(m, BinaryConv2d) and m.binary for m in create_model(preset).modules())
-    counts = _runtime_layers(OpenVinoExtractor(path).compiled((1, 3, 240, 320)))
+    net = create_model(preset)
+    binary = sum(isinstance(m, BinaryConv2d) and m.binary for m in net.modules())
+    counts = _runtime_layers(OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320)))
     assert binary > 0 and counts[("BinaryConvolution", "u1")] == binary
     assert not any(p == "bf16" for _, p in counts)
 
