@@ -5,6 +5,7 @@ Used by the benchmark environment, the evaluation report, the ONNX latency notes
 
 from __future__ import annotations
 
+import functools
 import platform
 from pathlib import Path
 
@@ -14,8 +15,10 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
              "asimddp", "i8mm")
 
 
+@functools.cache
 def _cpuinfo() -> dict[str, str]:
-    """First processor block of /proc/cpuinfo as key -> value ({} where there is none)."""
+    """First processor block of /proc/cpuinfo as key -> value ({} where there is none); read once per process
+    (the default runtime consults the flags on every extractor built without a named runtime)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
