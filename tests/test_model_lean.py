@@ -1,4 +1,5 @@
-"""The lean topology options (stride-2 stem, shared head, descriptors at H/8) and the zippypoint-lean preset:
+"""The lean topology options (stride-2 stem, shared head, descriptors at H/8, one-block stages) and the
+zippypoint-lean preset:
 shapes, folding, export with 1-bit layers; the existing presets are untouched by the options' defaults."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from zippypoint.model.network import ZippyPointNet
 from zippypoint.model.registry import create_model, get_preset
 
 LEAN_OPTIONS = [dict(stem_stride=2), dict(shared_head=True), dict(descriptor_stride=8),
-                dict(descriptor_stride=8, head_width=128), dict(stem_stride=2, descriptor_stride=8, shared_head=True)]
+                dict(descriptor_stride=8, head_width=128), dict(stem_stride=2, descriptor_stride=8, shared_head=True),
+                dict(stage_blocks=(1, 2, 1, 2)),
+                dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128, stage_blocks=(1, 1, 1, 1))]
 
 
 def _random_bn(model):
@@ -60,7 +63,8 @@ def test_lean_preset_is_cheaper_and_validated():
     c = count_complexity(create_model("zippypoint-lean"), 480, 640)
     assert c["macs"] < 0.4 * 40.7e9 and c["binary_macs"] == count_complexity(create_model("zippypoint"), 480,
                                                                                640)["binary_macs"]
-    for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1)):
+    for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1), dict(stage_blocks=(2, 2, 3, 2)),
+                dict(stage_blocks=(1, 1, 1))):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ModelConfig(**bad)
 
@@ -87,3 +91,69 @@ def test_lean_extracts_and_exports_with_1bit_layers(tmp_path):
     assert types.count("BinaryConvolution") == 8
     g = ex.extract(image)
     assert 0 < len(g["scores"]) <= 100 and g["descriptors"].shape == (len(g["scores"]), 32)
+
+
+def test_one_block_stages_keep_the_second_block_and_its_order():
+    from zippypoint.model.network import binary_block_inputs
+
+    net = ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, stage_blocks=(1, 2, 1, 1)))
+    assert net.block1a is None and net.block3a is None and net.block4a is None and net.block2a is not None
+    order = [(name, source) for name, source in binary_block_inputs(net)]
+    assert [n for n, _ in order] == ["block1b", "block2a", "block2b", "block3b", "block4b"]
+    assert [s for _, s in order] == [net.conv_in, net.down2, net.block2a, net.down3, net.block3b]
+    # the one block of stage 4 projects c3 -> c4 on its shortcut
+    assert net.block4b.conv.weight.shape[:2] == (256, 128) and not isinstance(net.block4b.shortcut, torch.nn.Identity)
+    assert {k.split(".")[0] for k in net.state_dict()}.isdisjoint({"block1a", "block3a", "block4a"})
+    full = count_complexity(ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2)), 480, 640)
+    one = count_complexity(ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, stage_blocks=(1, 1, 1, 1))), 480, 640)
+    assert 0.3 * full["binary_macs"] < one["binary_macs"] < 0.6 * full["binary_macs"]
+    again = ModelConfig.from_dict(ModelConfig(stage_blocks=(1, 2, 1, 1)).to_dict())
+    assert again.stage_blocks == (1, 2, 1, 1)
+
+
+def test_one_block_stages_export_one_1bit_kernel_per_block(tmp_path):
+    pytest.importorskip("openvino")
+    from export_helpers import PHOTOS, require_photos
+
+    from zippypoint.export.exporter import export_model
+    from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
+
+    require_photos()
+    torch.manual_seed(0)
+    net = _random_bn(ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, descriptor_stride=8, shared_head=True,
+                                               head_width=128, stage_blocks=(1, 1, 1, 1))))
+    path = export_model("openvino", tmp_path / "slim.xml", "zippypoint-gray", net=net, calibration_dir=PHOTOS,
+                        calibration_count=1, calibration_resize=(160, 120))
+    ex = OpenVinoExtractor(path, max_keypoints=50)
+    types = [op.get_rt_info()["layerType"].astype(str) for op in ex.compiled((1, 1, 120, 160)).get_runtime_model()
+             .get_ordered_ops()]
+    assert types.count("BinaryConvolution") == 4
+    image = (np.random.default_rng(1).random((120, 160)) * 255).astype(np.uint8)
+    f = ex.extract(image)
+    assert len(f["scores"]) <= 50 and f["descriptors"].shape == (len(f["scores"]), 32)
+
+
+def test_slim_preset_starts_from_the_lean_first_blocks():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "init_slim_from_lean", Path(__file__).resolve().parent.parent / "scripts" / "init_slim_from_lean.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    slim_cfg = get_preset("zippypoint-slim").config
+    assert slim_cfg.stage_blocks == (1, 1, 1, 1) and slim_cfg == ModelConfig(
+        **{**get_preset("zippypoint-lean").config.to_dict(), "widths": slim_cfg.widths, "stage_blocks": (1, 1, 1, 1)})
+    torch.manual_seed(0)
+    lean = _random_bn(create_model("zippypoint-lean")).state_dict()
+    slim = create_model("zippypoint-slim")
+    slim.load_state_dict(script.slim_state_from_lean(lean, slim.state_dict().keys()), strict=True)
+    got = slim.state_dict()
+    for i in range(1, 5):
+        for name in ("conv.weight", "bn.running_var"):
+            assert torch.equal(got[f"block{i}b.{name}"], lean[f"block{i}a.{name}"])
+    assert torch.equal(got["block4b.shortcut.0.weight"], lean["block4a.shortcut.0.weight"])
+    assert torch.equal(got["head_conv.conv.weight"], lean["head_conv.conv.weight"])
+    with pytest.raises(KeyError, match="block1a"):
+        script.slim_state_from_lean({k: v for k, v in lean.items() if not k.startswith("block1a.")},
+                                    slim.state_dict().keys())

@@ -24,6 +24,7 @@ from zippypoint.model.network import (
     Downsample,
     ZippyPointNet,
     backbone_features,
+    binary_block_inputs,
     head_maps,
 )
 from zippypoint.quant.quantizers import ActivationQuantizer, fake_quant_ste
@@ -194,8 +195,11 @@ class FoldedDownsample(nn.Module):
         return self.proj(x)
 
 
-def _block_output_quant(block: BinaryResidualBlock) -> ActivationQuantizer:
-    return block.post_quant if block.post_quant is not None else block.add_quant
+def _output_quant(module: nn.Module) -> ActivationQuantizer:
+    """The fake-quantiser of ``module``'s output: a binary block's last one, a conv's or a downsample's."""
+    if isinstance(module, BinaryResidualBlock):
+        return module.post_quant if module.post_quant is not None else module.add_quant
+    return module.proj.out_quant if isinstance(module, Downsample) else module.out_quant
 
 
 class FoldedZippyPoint(nn.Module):
@@ -214,15 +218,12 @@ class FoldedZippyPoint(nn.Module):
         with torch.no_grad():
             self.conv_in = _fold_cba(model.conv_in, rounding)
             self.down1 = FoldedDownsample(model.down1, rounding) if model.down1 is not None else None
-            stem = model.down1 if model.down1 is not None else model.conv_in  # a stride-2 stem has no down1
             self.down2 = FoldedDownsample(model.down2, rounding)
             self.down3 = FoldedDownsample(model.down3, rounding)
-            stem_quant = stem.proj.out_quant if model.down1 is not None else stem.out_quant
-            inputs = {"block1a": stem_quant, "block1b": _block_output_quant(model.block1a),
-                      "block2a": model.down2.proj.out_quant, "block2b": _block_output_quant(model.block2a),
-                      "block3a": model.down3.proj.out_quant, "block3b": _block_output_quant(model.block3a),
-                      "block4a": _block_output_quant(model.block3b), "block4b": _block_output_quant(model.block4a)}
-            for name, quant in inputs.items():
+            for name in ("block1a", "block2a", "block3a", "block4a"):  # one-block stages have none
+                setattr(self, name, None)
+            for name, source in binary_block_inputs(model):
+                quant = _output_quant(source)
                 step = quant.step if sign_as_threshold and quant.enabled else None
                 setattr(self, name, FoldedBinaryBlock(getattr(model, name), rounding, step))
             for name in ("head_conv", "score_conv", "loc_conv", "desc_conv1", "desc_conv2", "desc_conv3"):

@@ -31,7 +31,7 @@ import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
 
-BINARY_BLOCKS = ("block1a", "block1b", "block2a", "block2b", "block3a", "block3b", "block4a", "block4b")
+BINARY_BLOCKS = ("block1a", "block1b", "block2a", "block2b", "block3a", "block3b", "block4a", "block4b")  # those present
 RT_INFO_KEY = "zippypoint"
 # OpenVINO runs "fp32" layers in bf16 on CPUs with AMX unless told otherwise; the geometry must stay fp32
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}

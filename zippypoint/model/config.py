@@ -28,6 +28,9 @@ class ModelConfig:
     descriptor_stride: int = 4  # 4: descriptor head upsampled to H/4 by pixel shuffle (paper); 8: descriptors at H/8, no upsampling
     shared_head: bool = False  # True: one int8 3x3 conv feeds the score, location and descriptor outputs
     head_width: int = 0  # channels of the int8 3x3 head convs (score, location, first descriptor conv); 0 = c4
+    # binary residual blocks in each of the four stages (1 or 2; the paper has 2). A one-block stage keeps the
+    # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4
+    stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
 
     def __post_init__(self) -> None:
         if self.in_channels not in (1, 3):
@@ -46,10 +49,13 @@ class ModelConfig:
             raise ValueError(f"descriptor_stride must be 4 or 8, got {self.descriptor_stride}")
         if self.head_width < 0:
             raise ValueError(f"head_width must be >= 0 (0 = c4), got {self.head_width}")
+        if len(self.stage_blocks) != 4 or any(n not in (1, 2) for n in self.stage_blocks):
+            raise ValueError(f"stage_blocks must be 4 values, each 1 or 2, got {self.stage_blocks}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["widths"] = list(self.widths)
+        d["stage_blocks"] = list(self.stage_blocks)
         return d
 
     @classmethod
@@ -59,6 +65,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown ModelConfig keys: {unknown}; known: {sorted(known)}")
         data = dict(data)
-        if "widths" in data:
-            data["widths"] = tuple(data["widths"])
+        for key in ("widths", "stage_blocks"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)

@@ -115,16 +115,18 @@ class ZippyPointNet(nn.Module):
         else:  # lean stem: the input conv itself halves the resolution (a quarter of its cost, no down1)
             self.conv_in = ConvBNAct(cfg, cfg.in_channels, c1, 3, r1, stride=2)
             self.down1 = None
-        self.block1a = BinaryResidualBlock(cfg, c1, c1, post_act=False)
+        n1, n2, n3, n4 = cfg.stage_blocks
+        # a one-block stage has no "a" block (None); its "b" block takes the stage input
+        self.block1a = BinaryResidualBlock(cfg, c1, c1, post_act=False) if n1 == 2 else None
         self.block1b = BinaryResidualBlock(cfg, c1, c1, post_act=True)
         self.down2 = Downsample(cfg, c1, c2, r)
-        self.block2a = BinaryResidualBlock(cfg, c2, c2, post_act=False)
+        self.block2a = BinaryResidualBlock(cfg, c2, c2, post_act=False) if n2 == 2 else None
         self.block2b = BinaryResidualBlock(cfg, c2, c2, post_act=True)
         self.down3 = Downsample(cfg, c2, c3, r)
-        self.block3a = BinaryResidualBlock(cfg, c3, c3, post_act=False)
+        self.block3a = BinaryResidualBlock(cfg, c3, c3, post_act=False) if n3 == 2 else None
         self.block3b = BinaryResidualBlock(cfg, c3, c3, post_act=True)
-        self.block4a = BinaryResidualBlock(cfg, c3, c4, post_act=False)
-        self.block4b = BinaryResidualBlock(cfg, c4, c4, post_act=True)
+        self.block4a = BinaryResidualBlock(cfg, c3, c4, post_act=False) if n4 == 2 else None
+        self.block4b = BinaryResidualBlock(cfg, c4 if n4 == 2 else c3, c4, post_act=True)
         hw = cfg.head_width or c4
         if cfg.shared_head:  # one int8 conv for all three heads
             self.head_conv = ConvBNAct(cfg, c4, hw, 3, r)
@@ -180,10 +182,31 @@ def backbone_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = net.conv_in(x)
     if net.down1 is not None:
         x = net.down1(x)
-    x = net.block1b(net.block1a(x))
-    x = net.block2b(net.block2a(net.down2(x)))
-    x = net.block3b(net.block3a(net.down3(x)))
-    return net.block4b(net.block4a(x))
+    x = _stage(net, 1, x)
+    x = _stage(net, 2, net.down2(x))
+    x = _stage(net, 3, net.down3(x))
+    return _stage(net, 4, x)
+
+
+def _stage(net: nn.Module, i: int, x: torch.Tensor) -> torch.Tensor:
+    first = getattr(net, f"block{i}a")
+    return getattr(net, f"block{i}b")(first(x) if first is not None else x)
+
+
+def binary_block_inputs(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, the module whose output feeds it) of every binary residual block of ``net``, in network order
+    (``block1a`` ... ``block4b``; one-block stages leave their "a" out)."""
+    previous = net.down1 if net.down1 is not None else net.conv_in
+    out = []
+    for i in range(1, 5):
+        if i in (2, 3):
+            previous = getattr(net, f"down{i}")
+        for name in (f"block{i}a", f"block{i}b"):
+            block = getattr(net, name)
+            if block is not None:
+                out.append((name, previous))
+                previous = block
+    return out
 
 
 def head_maps(net: nn.Module, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
