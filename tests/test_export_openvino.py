@@ -227,19 +227,45 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     assert not any(p == "bf16" for _, p in counts)
 
 
-def test_a_descriptor_head_at_h8_comes_back_in_the_contract_layout_without_a_transpose():
-    """The lean topology's descriptors (H/8, same grid as the scores) are written NCHW by the plugin directly
-    (a requested channels-last output cost a transpose and a reorder there); the packaged IR shows it."""
+@pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint"])
+def test_the_descriptor_map_comes_out_as_u8_codes_channels_last_without_a_reorder(preset):
+    """The int8 export ends the descriptor output in a dequantisation of u8 codes; the extractor asks the plugin
+    for the codes, channels last: the compiled graph then has no reorder and no dequantising pass for the map,
+    ``infer`` still returns the contract's float map (dequantised, (B, D, h, w) over channels-last memory)."""
     from zippypoint.runtime.model_cache import packaged_model_path
 
-    path = packaged_model_path("zippypoint-lean", "openvino-int8")
+    path = packaged_model_path(preset, "openvino-int8")
     if path is None:
-        pytest.skip("no packaged OpenVINO IR of zippypoint-lean")
-    ex = OpenVinoExtractor(path)
-    dense = ex.infer(np.random.default_rng(0).random((1, 1, 48, 64), dtype=np.float32))
-    assert dense["scores"].shape == (1, 1, 6, 8) and dense["descriptors"].shape == (1, 256, 6, 8)
-    assert dense["descriptors"].flags.c_contiguous
-    feats = ex.extract(np.random.default_rng(1).integers(0, 256, (48, 64), dtype=np.uint8))
+        pytest.skip(f"no packaged OpenVINO IR of {preset}")
+    import openvino as ov
+
+    ex = OpenVinoExtractor(path).load()
+    c = ex.in_channels
+    model, channels_last, codes = ex.prepared_model((1, c, 48, 64))
+    assert channels_last and codes is not None
+    zero_point, scale = codes
+    assert scale > 0 and 0 <= zero_point <= 255
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True})
+    out = compiled.output("descriptors")
+    stride = 8 if preset == "zippypoint-lean" else 4
+    assert out.get_element_type().get_type_name() == "u8"
+    assert list(out.get_shape()) == [1, 48 // stride, 64 // stride, 256]
+    request = compiled.create_infer_request()
+    request.infer({0: np.zeros((1, c, 48, 64), np.float32)})
+    # the node writing the output: the conv itself, or a reorder the plugin does not run (a relabelled layout)
+    result = next(r for r in compiled.get_runtime_model().get_results()
+                  if "descriptors" in r.input_value(0).get_names() or "descriptors" in r.get_friendly_name())
+    writer = result.input_value(0).get_node()
+    status = {p.node_name: p.status.name for p in request.profiling_info}
+    if writer.get_rt_info()["layerType"].astype(str) != "Convolution":
+        assert status[writer.get_friendly_name()] == "NOT_RUN"
+        assert writer.input_value(0).get_node().get_rt_info()["layerType"].astype(str) == "Convolution"
+    dense = ex.infer(np.random.default_rng(0).random((1, c, 48, 64), dtype=np.float32))
+    d = dense["descriptors"]
+    assert d.dtype == np.float32 and d.shape == (1, 256, 48 // stride, 64 // stride) and d.strides[1] == d.itemsize
+    levels = d / np.float32(scale) + np.float32(zero_point)
+    np.testing.assert_allclose(levels, np.rint(levels), atol=1e-3)  # on the u8 grid
+    feats = ex.extract(np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     assert feats["descriptors"].dtype == np.uint8 and feats["descriptors"].shape[1] == 32
     assert np.all(np.unpackbits(feats["descriptors"], axis=1).sum(1) == 64)
 

@@ -45,3 +45,20 @@ def test_dense_to_features_contract_topk_and_padding():
     assert np.allclose(out["scores"], expected)
     empty = dense_to_features(scores, kp, desc, image_size=(48, 32), config=PostprocessConfig(score_threshold=1.0))
     assert empty["keypoints"].shape == (0, 2) and empty["descriptors"].shape == (0, 32)
+
+
+def test_integer_codes_give_the_bits_of_their_dequantised_map():
+    """An int8 output's u8 codes and the float map ``(code - zp) * scale`` select the same top-64 bits after
+    bilinear sampling (a positive affine map, blend weights summing to 1), in both layouts."""
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 256, (256, 12, 16), dtype=np.uint8)
+    dequantised = (codes.astype(np.float32) - np.float32(117)) * np.float32(0.031)
+    scores = rng.random((6, 8)).astype(np.float32)
+    cells = np.stack(np.meshgrid(np.arange(8), np.arange(6))).astype(np.float32)
+    keypoints = (cells * 8 + 3.5 + rng.uniform(-3, 3, cells.shape)).astype(np.float32)
+    ref = dense_to_features(scores, keypoints, dequantised, image_size=(64, 48))
+    for layout in ("nchw", "nhwc"):
+        m = codes if layout == "nchw" else np.ascontiguousarray(codes.transpose(1, 2, 0))
+        got = dense_to_features(scores, keypoints, m, image_size=(64, 48), channels_last=layout == "nhwc")
+        np.testing.assert_array_equal(got["keypoints"], ref["keypoints"])
+        np.testing.assert_array_equal(got["descriptors"], ref["descriptors"])

@@ -91,12 +91,13 @@ def sample_descriptors(desc_map: np.ndarray, keypoints: np.ndarray, image_size: 
     corners = np.concatenate([v0 * w4 + u0, v0 * w4 + u1, v1 * w4 + u0, v1 * w4 + u1])
     # the four bilinear weights per keypoint, (4, N) in the order of ``corners``
     weights = np.stack([(1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv])
-    if channels_last:  # (4N, D): each neighbour one contiguous row; one weighted sum over the four
+    if channels_last:  # (4N, D): each neighbour one contiguous row; one weighted sum over the four per keypoint
         g = desc_map.reshape(h4 * w4, d).take(corners, axis=0, mode="clip").reshape(4, n, d)
-        return np.ascontiguousarray(np.einsum("kn,knd->nd", weights, g), dtype=np.float32)
+        g = g.transpose(1, 0, 2).astype(np.float32)  # (N, 4, D); integer codes become float here only
+        return np.matmul(weights.T[:, None, :], g)[:, 0]
     # (D, 4N), weighted in that layout (contiguous rows) and transposed once at the end
     g = desc_map.reshape(d, h4 * w4).take(corners, axis=1, mode="clip").reshape(d, 4, n)
-    return np.ascontiguousarray(np.einsum("kn,dkn->nd", weights, g), dtype=np.float32)
+    return np.ascontiguousarray(np.einsum("kn,dkn->nd", weights, g.astype(np.float32, copy=False)), dtype=np.float32)
 
 
 def dominated_cells(scores: np.ndarray, keypoints: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
@@ -152,10 +153,14 @@ def dense_to_features(
     scores (h, w) or (1, h, w); keypoints (2, h, w) pixels; descriptors (D, H/4, W/4).
     ``image_size`` is the (W, H) the network saw (padded); ``valid_size`` the unpadded (W, H): keypoints
     outside it (from padding) are dropped. ``channels_last``: descriptors are (H/4, W/4, D) instead.
+    The descriptor map may also be integer codes of which the network's map is an increasing affine function
+    (an int8 output's u8 codes): the bits are the same, since bilinear weights sum to 1.
     """
     scores = np.asarray(scores, np.float32).reshape(np.asarray(scores).shape[-2:])
     keypoints = np.asarray(keypoints, np.float32)
-    descriptors = np.asarray(descriptors, np.float32)
+    descriptors = np.asarray(descriptors)
+    if not np.issubdtype(descriptors.dtype, np.integer):  # integer codes stay as they are (sampled as float)
+        descriptors = np.asarray(descriptors, np.float32)
     if keypoints.shape != (2, *scores.shape):
         raise ValueError(f"keypoints map must be (2, {scores.shape[0]}, {scores.shape[1]}), got {keypoints.shape}")
     if descriptors.ndim != 3:

@@ -27,11 +27,13 @@ COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}  # as in zippypoint.export.
 
 
 class _Compiled(NamedTuple):
-    """The network compiled for one input size, its infer request, and whether it writes descriptors channels last."""
+    """The network compiled for one input size, its infer request, whether it writes descriptors channels last,
+    and (zero point, scale) where it writes the descriptor map as the u8 codes of its int8 output (None: float)."""
 
     model: object
     request: object
     channels_last: bool
+    codes: tuple[float, float] | None = None
 
 
 class OpenVinoExtractor(ExportedExtractor):
@@ -90,19 +92,27 @@ class OpenVinoExtractor(ExportedExtractor):
         if hit is not None:
             self._compiled.move_to_end(shape)
             return hit
-        model = self._model.clone()
-        model.reshape({model.inputs[0]: list(shape)})
-        channels_last = descriptors_upsampled(model)
-        if channels_last:
-            model = descriptors_channels_last(model)
+        model, channels_last, codes = self.prepared_model(shape)
         config = dict(COMPILE_CONFIG)
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         compiled = self._core.compile_model(model, "CPU", config)
-        entry = self._compiled[shape] = _Compiled(compiled, compiled.create_infer_request(), channels_last)
+        entry = self._compiled[shape] = _Compiled(compiled, compiled.create_infer_request(), channels_last, codes)
         while len(self._compiled) > self.cached_shapes:
             self._compiled.popitem(last=False)
         return entry
+
+    def prepared_model(self, shape: tuple[int, ...]) -> tuple[object, bool, tuple[float, float] | None]:
+        """(the model as it is compiled for input ``shape``, whether it writes descriptors channels last, (zero
+        point, scale) where it writes them as u8 codes)."""
+        self.load()
+        model = self._model.clone()
+        model.reshape({model.inputs[0]: list(shape)})
+        codes = descriptor_codes(model)
+        channels_last = codes is not None or descriptors_upsampled(model)
+        if channels_last:
+            model = descriptors_channels_last(model)
+        return model, channels_last, codes
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the network on a prepared float32 batch (B, C, H, W) in [0, 1], H and W multiples of 8 (>= 24).
@@ -114,17 +124,23 @@ class OpenVinoExtractor(ExportedExtractor):
     def extract(self, image) -> dict[str, np.ndarray]:
         """One image -> features dict (see the module docstring)."""
         batch, info = self.prepare(image)
-        # the features are new arrays, so the maps may stay in the request's output buffers (no copy of them)
-        return self.postprocess(self._run(batch, share_outputs=True), info)
+        # the features are new arrays, so the maps may stay in the request's output buffers (no copy of them); the
+        # descriptor map may stay u8 codes: the top-64 bits of a bilinear blend are those of the dequantised map
+        return self.postprocess(self._run(batch, share_outputs=True, dequantize=False), info)
 
-    def _run(self, batch: np.ndarray, *, share_outputs: bool) -> dict[str, np.ndarray]:
+    def _run(self, batch: np.ndarray, *, share_outputs: bool, dequantize: bool = True) -> dict[str, np.ndarray]:
         """``infer``; with ``share_outputs`` the maps are views of the request's output buffers, valid until the
-        next run of the same input size."""
+        next run of the same input size; without ``dequantize`` a descriptor map of u8 codes stays codes."""
         self.load()
         self.check_batch(batch)
         entry = self._entry(batch.shape)
         result = entry.request.infer({0: np.ascontiguousarray(batch)}, share_inputs=True, share_outputs=share_outputs)
         dense = {name: np.asarray(result[entry.model.output(name)]) for name in OUTPUT_NAMES}
+        if entry.codes is not None and dequantize:
+            zero_point, scale = entry.codes
+            codes = dense["descriptors"]
+            dense["descriptors"] = np.multiply(np.subtract(codes, np.float32(zero_point), dtype=np.float32),
+                                               np.float32(scale), dtype=np.float32)
         if entry.channels_last:
             # (B, H/4, W/4, D) as the plugin keeps it; the contract's (B, D, H/4, W/4) as a view, no copy
             dense["descriptors"] = dense["descriptors"].transpose(0, 3, 1, 2)
@@ -139,6 +155,47 @@ def descriptors_upsampled(model) -> bool:
     topology's depth-to-space head at H/4; the lean topology writes both at H/8)."""
     shapes = {o.get_any_name(): o.get_partial_shape() for o in model.outputs}
     return shapes["descriptors"][2].get_length() > shapes["scores"][2].get_length()
+
+
+def descriptor_codes(model) -> tuple[float, float] | None:
+    """Where ``model`` ends its descriptor output in the int8 export's dequantisation of u8 codes by scalars,
+    ``(code - zero_point) * scale`` with ``scale > 0``: make the codes themselves the output (in place) and return
+    (zero_point, scale); else None (the model is left as it is).
+
+    A positive affine map keeps the order of the values, and the weights of a bilinear blend sum to 1, so the top-64
+    bits of a blend of codes are the bits of the blend of the dequantised map: the post-processing reads a map a
+    quarter the size, and the plugin writes it channels last without the reorder (0.2 ms at 320x240 and 0.9 ms at
+    640x480 on the lean topology here) and the dequantising pass it needs for float."""
+    result = next((r for r in model.get_results() if "descriptors" in r.input_value(0).get_names()), None)
+    if result is None:
+        return None
+    multiply = result.input_value(0).get_node()
+    if multiply.get_type_name() != "Multiply":
+        return None
+    subtract = multiply.input_value(0).get_node()
+    scale_value = _constant(multiply.input_value(1).get_node())
+    if subtract.get_type_name() != "Subtract" or scale_value is None:
+        return None
+    convert = subtract.input_value(0).get_node()
+    zero_value = _constant(subtract.input_value(1).get_node())
+    if convert.get_type_name() != "Convert" or zero_value is None:
+        return None
+    source = convert.input_value(0)
+    if (source.get_element_type().get_type_name() != "u8" or scale_value.size != 1 or zero_value.size != 1
+            or not float(scale_value.reshape(-1)[0]) > 0):
+        return None
+    names = result.input_value(0).get_names()
+    result.input(0).replace_source_output(source)
+    source.get_tensor().set_names(set(names))
+    model.validate_nodes_and_infer_types()
+    return float(zero_value.reshape(-1)[0]), float(scale_value.reshape(-1)[0])
+
+
+def _constant(node) -> np.ndarray | None:
+    """The value of a Constant node, also behind a Convert (a u8 zero point is stored so); else None."""
+    if node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    return np.asarray(node.get_data(), np.float64) if node.get_type_name() == "Constant" else None
 
 
 def descriptors_channels_last(model):
