@@ -3,7 +3,8 @@
 Axes: input gray or RGB; stem stride 1 (paper: full-resolution input conv + space-to-depth) or 2; stage widths;
 the 3x3 blocks binary (paper) or the whole network in float (``quantized=False``, the precision bound); the
 descriptor head at H/4 (paper) or H/8; its width; one conv shared by the three heads or one each.
-Stage depths stay at the paper's two blocks per stage (the block pairs carry the quantisation schedule).
+Stage depth is measured separately (docs/search.md, "Stage depth"; `ModelConfig.stage_blocks`): the grid keeps the
+paper's two blocks per stage.
 """
 
 from __future__ import annotations
