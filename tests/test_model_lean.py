@@ -69,7 +69,8 @@ def test_lean_preset_is_cheaper_and_validated():
             ModelConfig(**bad)
 
 
-def test_lean_extracts_and_exports_with_1bit_layers(tmp_path):
+@pytest.mark.parametrize("preset, binary", [("zippypoint-lean", 8), ("zippypoint-slim", 4)])
+def test_lean_presets_extract_and_export_one_1bit_kernel_per_block(tmp_path, preset, binary):
     pytest.importorskip("openvino")
     from export_helpers import PHOTOS, require_photos
 
@@ -79,16 +80,16 @@ def test_lean_extracts_and_exports_with_1bit_layers(tmp_path):
 
     require_photos()
     torch.manual_seed(0)
-    net = create_model("zippypoint-lean").eval()
+    net = _random_bn(create_model(preset))
     image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
     f = Extractor(net, max_keypoints=100).extract(image)
     assert 0 < len(f["scores"]) <= 100 and (np.unpackbits(f["descriptors"], axis=1).sum(1) == 64).all()
-    path = export_model("openvino", tmp_path / "lean.xml", "zippypoint-lean", net=net, calibration_dir=PHOTOS,
+    path = export_model("openvino", tmp_path / "lean.xml", preset, net=net, calibration_dir=PHOTOS,
                         calibration_count=1, calibration_resize=(160, 120))
     ex = OpenVinoExtractor(path, max_keypoints=100)
     types = [op.get_rt_info()["layerType"].astype(str) for op in ex.compiled((1, 1, 120, 160)).get_runtime_model()
              .get_ordered_ops()]
-    assert types.count("BinaryConvolution") == 8
+    assert types.count("BinaryConvolution") == binary
     g = ex.extract(image)
     assert 0 < len(g["scores"]) <= 100 and g["descriptors"].shape == (len(g["scores"]), 32)
 
@@ -109,28 +110,6 @@ def test_one_block_stages_keep_the_second_block_and_its_order():
     assert 0.3 * full["binary_macs"] < one["binary_macs"] < 0.6 * full["binary_macs"]
     again = ModelConfig.from_dict(ModelConfig(stage_blocks=(1, 2, 1, 1)).to_dict())
     assert again.stage_blocks == (1, 2, 1, 1)
-
-
-def test_one_block_stages_export_one_1bit_kernel_per_block(tmp_path):
-    pytest.importorskip("openvino")
-    from export_helpers import PHOTOS, require_photos
-
-    from zippypoint.export.exporter import export_model
-    from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
-
-    require_photos()
-    torch.manual_seed(0)
-    net = _random_bn(ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, descriptor_stride=8, shared_head=True,
-                                               head_width=128, stage_blocks=(1, 1, 1, 1))))
-    path = export_model("openvino", tmp_path / "slim.xml", "zippypoint-gray", net=net, calibration_dir=PHOTOS,
-                        calibration_count=1, calibration_resize=(160, 120))
-    ex = OpenVinoExtractor(path, max_keypoints=50)
-    types = [op.get_rt_info()["layerType"].astype(str) for op in ex.compiled((1, 1, 120, 160)).get_runtime_model()
-             .get_ordered_ops()]
-    assert types.count("BinaryConvolution") == 4
-    image = (np.random.default_rng(1).random((120, 160)) * 255).astype(np.uint8)
-    f = ex.extract(image)
-    assert len(f["scores"]) <= 50 and f["descriptors"].shape == (len(f["scores"]), 32)
 
 
 def test_slim_preset_starts_from_the_lean_first_blocks():
