@@ -63,10 +63,11 @@ register(Preset("zippypoint-lean-fp", dataclasses.replace(LEAN, quantized=False)
                 "the lean topology in full precision (pre-training stage of zippypoint-lean)"))
 # the lean topology with one binary block per stage (docs/search.md, "Stage depth"): about 0.75x the lean
 # network's latency at 320x240 and 640x480; trained by distillation from the lean weights with its first blocks
-# dropped (scripts/init_slim_from_lean.py)
+# first blocks in the one-block places (scripts/init_slim_from_lean.py)
 SLIM = dataclasses.replace(LEAN, stage_blocks=(1, 1, 1, 1))
 register(Preset("zippypoint-slim", SLIM,
-                "the lean topology with one binary block per stage (gray, mixed precision; not trained yet)"))
+                "the lean topology with one binary block per stage (gray, mixed precision; distilled from zippypoint)",
+                weights="zippypoint-slim.safetensors"))
 
 
 def list_models() -> list[str]:
