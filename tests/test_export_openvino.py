@@ -211,7 +211,7 @@ def test_hpatches_dev_quality_matches_pytorch():
     assert abs(ours["mma_3"] - ref["mma_3"]) <= 0.03 and ours["c3_256"] >= ref["c3_256"] - 0.03, (ours, ref)
 
 
-@pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean"])
+@pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean", "zippypoint-slim"])
 def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     """The packaged 1-bit IR (the default runtime on x86 CPUs without VNNI or AVX-512) is the real thing."""
     from zippypoint.model.registry import create_model
@@ -227,7 +227,7 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     assert not any(p == "bf16" for _, p in counts)
 
 
-@pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint"])
+@pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint", "zippypoint-slim"])
 def test_the_descriptor_map_comes_out_as_u8_codes_channels_last_without_a_reorder(preset):
     """The int8 export ends the descriptor output in a dequantisation of u8 codes; the extractor asks the plugin
     for the codes, channels last: the compiled graph then has no reorder and no dequantising pass for the map,
@@ -247,7 +247,7 @@ def test_the_descriptor_map_comes_out_as_u8_codes_channels_last_without_a_reorde
     assert scale > 0 and 0 <= zero_point <= 255
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True})
     out = compiled.output("descriptors")
-    stride = 8 if preset == "zippypoint-lean" else 4
+    stride = 4 if preset == "zippypoint" else 8
     assert out.get_element_type().get_type_name() == "u8"
     assert list(out.get_shape()) == [1, 48 // stride, 64 // stride, 256]
     request = compiled.create_infer_request()
