@@ -31,7 +31,6 @@ import numpy as np
 
 from zippypoint.export.metadata import ExportMetadata
 
-BINARY_BLOCKS = ("block1a", "block1b", "block2a", "block2b", "block3a", "block3b", "block4a", "block4b")  # those present
 RT_INFO_KEY = "zippypoint"
 # OpenVINO runs "fp32" layers in bf16 on CPUs with AMX unless told otherwise; the geometry must stay fp32
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
@@ -51,12 +50,13 @@ class BinaryLayer:
 def binary_layers(net) -> list[BinaryLayer]:
     """The binary convolutions of a ZippyPoint network (eval mode), in network order. Needs torch."""
     from zippypoint.export.folded import FoldedZippyPoint, bn_affine
+    from zippypoint.model.network import binary_block_inputs
 
     folded = FoldedZippyPoint(net.eval(), rounding=False, sign_as_threshold=True)
     layers = []
-    for name in BINARY_BLOCKS:
-        block = getattr(net, name, None)
-        if block is None or not block.conv.binary:
+    for name, _ in binary_block_inputs(net):
+        block = getattr(net, name)
+        if not block.conv.binary:
             continue
         threshold = getattr(folded, name).branch.threshold
         if threshold is None:

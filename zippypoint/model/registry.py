@@ -62,8 +62,8 @@ register(Preset("zippypoint-lean", LEAN,
 register(Preset("zippypoint-lean-fp", dataclasses.replace(LEAN, quantized=False),
                 "the lean topology in full precision (pre-training stage of zippypoint-lean)"))
 # the lean topology with one binary block per stage (docs/search.md, "Stage depth"): about 0.75x the lean
-# network's latency at 320x240 and 640x480; trained by distillation from the lean weights with its first blocks
-# first blocks in the one-block places (scripts/init_slim_from_lean.py)
+# network's latency at 320x240 and 640x480; starts from the lean weights, each stage's one block taking the lean
+# network's first block of that stage (scripts/init_slim_from_lean.py), then distilled from zippypoint
 SLIM = dataclasses.replace(LEAN, stage_blocks=(1, 1, 1, 1))
 register(Preset("zippypoint-slim", SLIM,
                 "the lean topology with one binary block per stage (gray, mixed precision; distilled from zippypoint)",
