@@ -37,9 +37,10 @@ VARIANTS = {
 SIZES = ((320, 240, 300), (640, 480, 1000))
 
 
-def export_variant(overrides: dict, folder: Path, calibration: Path) -> Path:
-    """The openvino-int8 IR of the lean topology with ``overrides`` and seeded random weights (one calibration photo
-    at 160x120: the ranges do not change the cost)."""
+def export_variant(overrides: dict, folder: Path, calibration: Path, runtime: str = "openvino-int8") -> Path:
+    """The ``runtime`` IR (``openvino-int8``: binary blocks as int8 convolutions; ``openvino``: as 1-bit
+    convolutions) of the lean topology with ``overrides`` and seeded random weights (one calibration photo at
+    160x120: the ranges do not change the cost)."""
     import torch
 
     from zippypoint.export.exporter import export_model
@@ -49,7 +50,8 @@ def export_variant(overrides: dict, folder: Path, calibration: Path) -> Path:
     torch.manual_seed(0)
     net = ZippyPointNet(dataclasses.replace(get_preset("zippypoint-lean").config, **overrides)).eval()
     return export_model("openvino", folder / "int8.xml", "zippypoint-gray", net=net, calibration_dir=calibration,
-                        calibration_count=1, calibration_resize=(160, 120), openvino_one_bit=False)
+                        calibration_count=1, calibration_resize=(160, 120),
+                        openvino_one_bit=runtime == "openvino")
 
 
 def main(argv=None) -> int:
@@ -60,7 +62,23 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=40, help="timed runs per method and size (blocks of 5)")
+    parser.add_argument("--runtimes", default="openvino-int8",
+                        help="comma-separated: openvino-int8 (binary blocks as int8), openvino (1-bit)")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated indices of the variants to time (default: all): "
+                        + "; ".join(f"{i} = {name}" for i, name in enumerate(VARIANTS)))
     args = parser.parse_args(argv)
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    if not runtimes or any(r not in ("openvino-int8", "openvino") for r in runtimes):
+        parser.error(f"--runtimes: expected openvino-int8 and/or openvino, got {args.runtimes!r}")
+    variants = VARIANTS
+    if args.variants:
+        names = list(VARIANTS)
+        try:
+            wanted = [names[int(v)] for v in args.variants.split(",")]
+        except (ValueError, IndexError):
+            parser.error(f"--variants: expected indices 0-{len(names) - 1}, got {args.variants!r}")
+        variants = {v: VARIANTS[v] for v in wanted}
 
     import cv2
     import torch
@@ -80,14 +98,17 @@ def main(argv=None) -> int:
     if image0 is None:
         raise SystemExit(f"cannot read {photo}")
     files: dict[str, Path] = {}
-    shipped = packaged_model_path("zippypoint-lean", "openvino-int8")
-    if shipped is not None:
-        files["lean, shipped weights"] = shipped
     tmp = Path(tempfile.mkdtemp(prefix="stage-depth-"))
-    for k, (name, overrides) in enumerate(VARIANTS.items()):
-        files[name] = export_variant(overrides, tmp / str(k), args.calibration)
+    for runtime in runtimes:
+        tag = "" if runtimes == ["openvino-int8"] else f" [{runtime}]"
+        shipped = packaged_model_path("zippypoint-lean", runtime)
+        if shipped is not None and not args.variants:
+            files[f"lean, shipped weights{tag}"] = shipped
+        for k, (name, overrides) in enumerate(variants.items()):
+            files[name + tag] = export_variant(overrides, tmp / f"{runtime}-{k}", args.calibration, runtime)
     published = weights_path("xfeat").exists()
     result = {"machine": machine_description(), "threads": args.threads, "runs": args.runs, "photo": str(photo),
+              "runtimes": runtimes,
               "xfeat_weights": "published" if published else "random", "sizes": {}}
     for width, height, top in SIZES:
         image = cv2.resize(image0, (width, height), interpolation=cv2.INTER_AREA)

@@ -49,6 +49,17 @@ def _runtime_layers(compiled) -> Counter:
     return counts
 
 
+def _binary_conv_inputs(compiled) -> list[tuple[str, str]]:
+    """(layer type, output precision) of the runtime node feeding each BinaryConvolution: the binarising
+    FakeQuantize writing packed bits when the pattern is fused, a Reorder (f32 -> u1) when it is not."""
+    found = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        if op.get_rt_info()["layerType"].astype(str) == "BinaryConvolution":
+            rt = op.input_value(0).get_node().get_rt_info()
+            found.append((rt["layerType"].astype(str), rt["outputPrecisions"].astype(str)))
+    return found
+
+
 @pytest.mark.parametrize("shape", [(1, 3, 240, 320), (1, 3, 480, 640)])
 def test_runtime_graph_runs_binary_layers_in_1bit_and_int8_layers_in_int8(shape):
     net = reference_model()
@@ -61,6 +72,8 @@ def test_runtime_graph_runs_binary_layers_in_1bit_and_int8_layers_in_int8(shape)
     assert binary == 8
     assert counts[("BinaryConvolution", "u1")] == binary  # every binary layer is a real 1-bit kernel
     assert sum(v for (t, _), v in counts.items() if t == "BinaryConvolution") == binary
+    # each fed by its binarising quantiser writing packed bits, no f32 -> u1 reorder in between
+    assert _binary_conv_inputs(OpenVinoExtractor(exported_ir()).compiled(shape)) == [("FakeQuantize", "u1")] * binary
     int8 = counts[("Convolution", "u8")] + counts[("Convolution", "i8")]
     assert int8 == convs - binary - fp32_by_design  # every int8 layer runs on integers
     assert counts[("Convolution", "f32")] == fp32_by_design  # nothing else fell back to float (nor bf16)
@@ -92,15 +105,16 @@ def test_descriptors_come_back_channels_last_as_a_view_with_the_contract_shape()
 
 
 def test_binary_convolution_equals_the_sign_convolution_padded_with_plus_one():
-    """The emitted pattern (2-level FakeQuantize half a step below 0 + BinaryConvolution, u1 little-endian
-    weights) computes conv(pad_{+1}(sign(x)), sign(w)) exactly on a fake-quant grid, zeros and borders included."""
+    """The emitted pattern (2-level FakeQuantize with outputs 0 / 1 half a step below 0 + BinaryConvolution, u1
+    little-endian weights) computes conv(pad_{+1}(sign(x)), sign(w)) exactly on a fake-quant grid, zeros and
+    borders included, and compiles to a binarisation writing packed bits straight into the 1-bit kernel."""
     import openvino as ov
     import torch
     import torch.nn.functional as F
     from openvino import opset1
     from openvino import opset13 as ops
 
-    from zippypoint.export.openvino_export import _u1_constant
+    from zippypoint.export.openvino_export import _u1_constant, sign_bits
 
     rng = np.random.default_rng(0)
     step = 12.0 / 255.0
@@ -109,11 +123,11 @@ def test_binary_convolution_equals_the_sign_convolution_padded_with_plus_one():
         x[0, :, 4:7, 4:7] = 0.0  # sign(0) = +1
         w = np.where(rng.random((cout, cin, 3, 3)) > 0.5, 1.0, -1.0).astype(np.float32)
         inp = ops.parameter(list(x.shape), np.float32)
-        lo = np.float32(-0.5 * step)
-        fq = ops.fake_quantize(inp, lo, np.float32(lo + 1e-6 * step), np.float32(-1), np.float32(1), 2)
-        conv = opset1.binary_convolution(fq, _u1_constant(w), [1, 1], [1, 1], [1, 1], [1, 1], "xnor-popcount", 1.0)
+        conv = opset1.binary_convolution(sign_bits(inp, step), _u1_constant(w), [1, 1], [1, 1], [1, 1], [1, 1],
+                                         "xnor-popcount", 1.0)
         compiled = ov.Core().compile_model(ov.Model([conv], [inp]), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         assert _runtime_layers(compiled)[("BinaryConvolution", "u1")] == 1
+        assert _binary_conv_inputs(compiled) == [("FakeQuantize", "u1")]
         sign = torch.from_numpy(np.where(x >= 0, 1.0, -1.0).astype(np.float32))
         ref = F.conv2d(F.pad(sign, (1, 1, 1, 1), value=1.0), torch.from_numpy(w)).numpy()
         assert np.array_equal(compiled(x)[0], ref)
@@ -225,6 +239,8 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     counts = _runtime_layers(OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320)))
     assert binary > 0 and counts[("BinaryConvolution", "u1")] == binary
     assert not any(p == "bf16" for _, p in counts)
+    compiled = OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320))
+    assert _binary_conv_inputs(compiled) == [("FakeQuantize", "u1")] * binary  # no f32 -> u1 reorder
 
 
 @pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint", "zippypoint-slim"])
