@@ -6,9 +6,9 @@
     python scripts/package_model.py --exported FILE.onnx   # card for a file already exported the same way
 
 Writes zippypoint/weights/<preset>-int8.onnx (format onnx-int8), <preset>-openvino-int8.xml/.bin (the OpenVINO
-IR with the binary blocks as int8 convolutions, the fastest runtime on CPUs with int8 dot products) or
-<preset>-openvino.xml/.bin (the IR with the binary blocks as 1-bit convolutions, the fastest on x86 CPUs with
-neither AVX-512 nor VNNI) and <file>.card.json; the runtime uses
+IR with the binary blocks as int8 convolutions, the fastest runtime on CPUs with AMX int8 tiles) or
+<preset>-openvino.xml/.bin (the IR with the binary blocks as 1-bit convolutions, the fastest on x86 CPUs
+without AMX) and <file>.card.json; the runtime uses
 a file only while the card's weights sha256 and recipe revision match the shipped weights and the current export
 recipe.
 """

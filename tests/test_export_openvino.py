@@ -227,7 +227,7 @@ def test_hpatches_dev_quality_matches_pytorch():
 
 @pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean", "zippypoint-slim"])
 def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
-    """The packaged 1-bit IR (the default runtime on x86 CPUs without VNNI or AVX-512) is the real thing."""
+    """The packaged 1-bit IR (the default runtime on x86 CPUs without AMX) is the real thing."""
     from zippypoint.model.registry import create_model
     from zippypoint.runtime.model_cache import packaged_model_path
 

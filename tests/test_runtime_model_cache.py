@@ -41,11 +41,11 @@ def test_packaged_int8_model_is_used_without_export(tmp_path, monkeypatch):
     assert ir == WEIGHTS_DIR / "zippypoint-openvino-int8.xml" and ir.with_suffix(".bin").is_file()
     assert not (tmp_path / "cache").exists()
     # the fastest packaged runtime where OpenVINO is installed (it is in the base install), else the int8 ONNX:
-    # the int8 IR with VNNI / AMX / AVX-512, the 1-bit IR on an x86 CPU with none of them (docs/isa-levels.md)
-    vnni = {"avx2": True, "avx512f": True, "avx512_vnni": True}
-    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: vnni)
+    # the int8 IR with AMX, the 1-bit IR on an x86 CPU without (docs/isa-levels.md)
+    amx = {"avx2": True, "avx512f": True, "avx512_vnni": True, "amx_int8": True}
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: amx)
     assert default_runtime("zippypoint") == "openvino-int8"
-    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: {"avx2": True, "avx512f": False})
+    monkeypatch.setattr("zippypoint.machine.isa_flags", lambda: {"avx2": True, "avx512f": True, "avx512_vnni": True})
     assert default_runtime("zippypoint") == "openvino"
     assert exported_model_path("zippypoint", "openvino") == WEIGHTS_DIR / "zippypoint-openvino.xml"
     monkeypatch.setattr("zippypoint.resolve.available_runtimes", lambda: ("torch", "onnx", "onnx-int8"))
@@ -94,13 +94,14 @@ def test_without_a_packaged_one_bit_ir_an_old_cpu_still_gets_the_packaged_int8_i
 
 @pytest.mark.parametrize(("flags", "one_bit"), [
     ({"avx2": True}, True),  # x86 without AVX-512 or VNNI (AMD before Zen 4, most laptops before 2022)
-    ({"avx2": True, "avx_vnni": True}, False),  # Alder Lake and later
-    ({"avx2": True, "avx512f": True}, False),  # AVX-512 without VNNI: the two IRs are even there
-    ({"avx2": True, "avx512f": True, "avx512_vnni": True, "amx_int8": True}, False),
+    ({"avx2": True, "avx_vnni": True}, True),  # Alder Lake and later
+    ({"avx2": True, "avx512f": True}, True),  # AVX-512 without VNNI
+    ({"avx2": True, "avx512f": True, "avx512_vnni": True, "avx512_vpopcntdq": True}, True),  # Zen 4 / 5, Ice Lake
+    ({"avx2": True, "avx512f": True, "avx512_vnni": True, "amx_int8": True}, False),  # Sapphire Rapids and later
     ({"neon": True, "asimd": True, "asimddp": True}, False),  # ARM: OpenVINO has no 1-bit kernel there
     ({}, False),  # flags unknown: keep the int8 IR
 ])
 def test_which_cpus_get_the_one_bit_ir(flags, one_bit):
-    from zippypoint.machine import lacks_int8_dot_products
+    from zippypoint.machine import prefers_one_bit_ir
 
-    assert lacks_int8_dot_products(flags) is one_bit
+    assert prefers_one_bit_ir(flags) is one_bit

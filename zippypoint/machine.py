@@ -44,11 +44,13 @@ def isa_flags() -> dict[str, bool]:
     return {flag: flag in present for flag in ISA_FLAGS} if present else {}
 
 
-def lacks_int8_dot_products(flags: dict[str, bool] | None = None) -> bool:
-    """True on an x86 CPU with neither AVX-512 nor an int8 dot-product unit (VNNI, AMX): there the 1-bit
-    OpenVINO IR outruns the int8 one (docs/isa-levels.md). False where they exist, on ARM, or where the flags
-    cannot be read (nothing known, nothing changed). ``flags``: ``isa_flags()`` of this CPU by default."""
+def prefers_one_bit_ir(flags: dict[str, bool] | None = None) -> bool:
+    """True on an x86 CPU (AVX2 or later) without AMX int8 tiles: there the 1-bit OpenVINO IR (binary blocks as
+    BinaryConvolution) outruns the int8 one, measured with AVX2 only, AVX-512, and AVX-512 VNNI
+    (docs/isa-levels.md). False with AMX (where int8 convolutions run on the tiles and the int8 IR was the faster
+    one), on ARM (OpenVINO has no 1-bit kernel there) or where the flags cannot be read (nothing known, nothing
+    changed). ``flags``: ``isa_flags()`` of this CPU by default."""
     flags = isa_flags() if flags is None else flags
     if not flags.get("avx2"):  # not x86 with AVX2 (ARM, or unknown): no evidence for the 1-bit IR there
         return False
-    return not any(flags.get(f) for f in ("avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))
+    return not flags.get("amx_int8")

@@ -14,7 +14,7 @@ interface (``zippypoint.runtime.base.StagedExtractor``):
 - ``"openvino"``: ``zippypoint.runtime.openvino_extractor.OpenVinoExtractor`` when OpenVINO is installed (same
   rule: a model file, or the preset's export in format ``"openvino"``: binary blocks as 1-bit convolutions);
 - ``"openvino-int8"``: the same extractor over the IR whose binary blocks run as int8 convolutions (format
-  ``"openvino-int8"``), the fastest of ours on CPUs with AMX / VNNI int8 units (docs/benchmark-openvino.md).
+  ``"openvino-int8"``), the fastest of ours on CPUs with AMX int8 tiles (docs/benchmark-openvino.md).
 
 Nothing here imports torch at module level; an exported model file runs without it.
 """
@@ -42,8 +42,8 @@ def available_runtimes() -> tuple[str, ...]:
 
 def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | None = None) -> str:
     """The runtime used when none is named: for a preset whose exports ship in the package (its shipped weights,
-    no ``weights`` file) the fastest of them here -- "openvino-int8" where OpenVINO is installed ("openvino",
-    the 1-bit IR, on x86 CPUs with neither AVX-512 nor VNNI / AMX, where it is faster: docs/isa-levels.md), else
+    no ``weights`` file) the fastest of them here -- where OpenVINO is installed "openvino" (the 1-bit IR) on x86
+    CPUs without AMX and "openvino-int8" elsewhere (docs/isa-levels.md), else
     "onnx-int8" -- all torch-free; "onnx-int8" for an .onnx file and "openvino" for an .xml; otherwise "torch"
     where torch is importable, else "onnx-int8" (which then explains what is missing)."""
     if str(model).endswith(".onnx"):
@@ -51,11 +51,11 @@ def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | Non
     if str(model).endswith(".xml"):
         return "openvino"
     if weights is None:
-        from zippypoint.machine import lacks_int8_dot_products
+        from zippypoint.machine import prefers_one_bit_ir
         from zippypoint.runtime.model_cache import packaged_card
 
         if "openvino-int8" in available_runtimes():
-            for runtime in ("openvino", "openvino-int8") if lacks_int8_dot_products() else ("openvino-int8",):
+            for runtime in ("openvino", "openvino-int8") if prefers_one_bit_ir() else ("openvino-int8",):
                 if packaged_card(str(model), runtime) is not None:
                     return runtime
         if packaged_card(str(model), "onnx-int8") is not None:

@@ -6,8 +6,9 @@ tensor is passed, so the numpy path serves the torch-free ONNX runtime.
 Tie rule: among equal values the lowest index is kept first. The torch version gets it from one
 stable ascending argsort of the reversed row: equal values keep their reversed order, so the
 last k positions (the k largest) take the tied values nearest the start of the original row.
-The numpy version (the runtime's hot path) finds the k-th largest value by partition and takes
-the tied values in index order, which selects the same set in linear time.
+The numpy version (the runtime's hot path) finds the k-th largest value (a vectorised sort of each
+row for floats, a partition for integers) and takes the tied values in index order, which selects
+the same set.
 ``-0.0`` and ``0.0`` compare equal, so they tie. NaN has no order and is refused.
 """
 
@@ -30,19 +31,27 @@ def _topk_numpy(x: np.ndarray, k: int) -> np.ndarray:
         x = x.view(np.uint8)
     elif not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise TypeError(f"x: expected a real (float, integer or bool) dtype, got {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
-        raise ValueError("x: expected no NaN values")
     d = x.shape[-1]
     if x.size == 0:
         return np.zeros(x.shape, np.bool_)
-    # O(D) per row instead of a sort: the k-th largest value by partition, everything above it,
-    # then as many of the values equal to it as are still needed, lowest index first (same
-    # result as the stable sort used for tensors)
-    kth = np.partition(x, d - k, axis=-1)[..., d - k : d - k + 1]
-    out = x >= kth
-    # a row whose k-th value is not tied already has exactly k entries at or above it; only rows with more
-    # (a tie across the k-th place) take the tied values in index order (a cumulative count, so only there)
-    extra = np.flatnonzero(out.sum(axis=-1).reshape(-1) > k)
+    # the k-th largest value of each row, everything at or above it, then, only in rows tied at the k-th place,
+    # as many of the values equal to it as are still needed, lowest index first (the result of the stable sort
+    # used for tensors). Floats: one vectorised sort of each row (0.10 against 0.19 ms for a partition of 300 x
+    # 256 float32 here), where a row has more than k entries at or above its k-th value exactly when the value
+    # below ties with it; integers: a partition (sorting small integers is the slower one) and a count
+    if np.issubdtype(x.dtype, np.floating):
+        ordered = np.sort(x, axis=-1)
+        if np.isnan(ordered[..., -1]).any():  # NaN sorts last
+            raise ValueError("x: expected no NaN values")
+        kth = ordered[..., d - k : d - k + 1]
+        out = x >= kth
+        if k == d:
+            return out
+        extra = np.flatnonzero((ordered[..., d - k - 1] == ordered[..., d - k]).reshape(-1))
+    else:
+        kth = np.partition(x, d - k, axis=-1)[..., d - k : d - k + 1]
+        out = x >= kth
+        extra = np.flatnonzero(out.sum(axis=-1).reshape(-1) > k)
     if extra.size:
         rows, row_kth = x.reshape(-1, d)[extra], kth.reshape(-1, 1)[extra]
         above, tied = rows > row_kth, rows == row_kth

@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     print()
     for r in rows:
         print(f"{r['name']}: {r['description']}; input {r['input']}; default runtime here: {r['default_runtime']}")
-    from zippypoint.machine import cpu_model, isa_flags, lacks_int8_dot_products
+    from zippypoint.machine import cpu_model, isa_flags, prefers_one_bit_ir
 
     flags = isa_flags()
-    why = ("x86 without AVX-512 or VNNI / AMX: the packaged 1-bit OpenVINO IR by default, the faster one there"
-           if lacks_int8_dot_products(flags) else "the packaged int8 OpenVINO IR by default")
+    why = ("x86 without AMX: the packaged 1-bit OpenVINO IR by default, the faster one there"
+           if prefers_one_bit_ir(flags) else "the packaged int8 OpenVINO IR by default")
     print(f"\nCPU: {cpu_model()}; flags: {' '.join(f for f, on in flags.items() if on) or 'unknown'} ({why})")
     if not counted:
         print("\nparameter and MAC counts build the network and need torch: pip install 'zippypoint[torch]'")
