@@ -71,7 +71,8 @@ register(Preset("zippypoint-slim", SLIM,
 # the slim preset with a 64-channel shared head (half the two largest int8 layers at H/8; docs/search.md, "Stage
 # depth"); starts from the slim weights with the head pruned and the output convs refitted (scripts/prune_head.py)
 register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head_width=64),
-                "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from zippypoint)"))
+                "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from zippypoint)",
+                weights="zippypoint-slim-h64.safetensors"))
 
 
 def list_models() -> list[str]:
