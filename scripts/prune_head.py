@@ -109,8 +109,6 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the safetensors file to write")
     args = parser.parse_args(argv)
 
-    import torch
-
     from zippypoint.model.network import ZippyPointNet
     from zippypoint.model.registry import create_model, get_preset
     from zippypoint.model.weights import read_state_dict, save_weights, sha256_file
@@ -126,13 +124,13 @@ def main(argv=None) -> int:
     wide.load_state_dict(read_state_dict(source)[0], strict=True)
     wide.eval()
     narrow = ZippyPointNet(dataclasses.replace(preset.config, head_width=args.width)).eval()
-    torch.manual_seed(0)
     feat, outs = head_features(wide, load_photos(args.photos, args.count, (320, 240)))
     keep = choose_channels(feat, wide, args.width)
     weight, bias = refit_outputs(feat, outs, keep)
     narrow.load_state_dict(pruned_state(wide, narrow, keep, weight, bias), strict=True)
-    _, approx = head_features(narrow, load_photos(args.photos, 8, (320, 240)))
-    _, target = head_features(wide, load_photos(args.photos, 8, (320, 240)))
+    check = load_photos(args.photos, 8, (320, 240))
+    _, approx = head_features(narrow, check)
+    _, target = head_features(wide, check)
     rel = ((approx - target).pow(2).mean(dim=(0, 2, 3)) / target.var(dim=(0, 2, 3)).clamp_min(1e-12))
     print(f"kept {args.width} of {hw} head channels; relative error of the refitted outputs: score "
           f"{rel[0]:.3f}, location {rel[1:3].mean():.3f}, descriptor {rel[3:].mean():.3f}")

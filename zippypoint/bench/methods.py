@@ -29,18 +29,20 @@ from zippypoint.timing import StageClock
 OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8", "coreml")
 PEERS = ("orb", "sift", "xfeat", "aliked-t16", "aliked-n16", "disk")
 DEFAULT_METHODS = (
-    "zippypoint:pytorch", "zippypoint:onnx-fp32", "zippypoint:onnx-int8", "zippypoint:openvino", "zippypoint:coreml",
-    "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
+    "zippypoint:pytorch", "zippypoint:onnx-fp32", "zippypoint:onnx-int8", "zippypoint:openvino",
+    "zippypoint:openvino-int8", "zippypoint:coreml", "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
 )
+_EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "openvino-int8": "openvino-int8",
+                  "coreml": "coreml"}
+MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
+
+
 def headline() -> str:
     """The method the summary reports: the default preset on the default runtime of this machine (the 1-bit IR on
     x86 without AMX, the int8 IR elsewhere; ``zippypoint.resolve.default_runtime``)."""
     from zippypoint.resolve import default_runtime
 
     return f"zippypoint:{default_runtime('zippypoint')}"
-_EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "openvino-int8": "openvino-int8",
-                  "coreml": "coreml"}
-MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
 
 
 def check_method_name(name: str) -> None:

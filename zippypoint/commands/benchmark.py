@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="threads for torch, OpenCV, ONNX Runtime and faiss alike (default: all usable cores)")
     p.add_argument("--methods", default=None,
                    help="comma-separated, from: zippypoint:pytorch, zippypoint:onnx-fp32, zippypoint:onnx-int8, "
-                   "zippypoint:coreml (macOS), zippypoint-fp:pytorch, zippypoint-fp:onnx-fp32 (any "
+                   "zippypoint:openvino, zippypoint:openvino-int8, zippypoint:coreml (macOS), zippypoint-fp:pytorch, "
+                   "zippypoint-fp:onnx-fp32 (any "
                    "<preset>:<runtime>), orb, sift, xfeat, aliked-t16, aliked-n16, disk (default: all of these)")
     p.add_argument("--images", default=None,
                    help="comma-separated photos to time on, at least two (default: images 1 and 2 of the first "
