@@ -206,3 +206,25 @@ def test_training_never_reads_development_photos(tmp_path):
     finally:
         data_module.HomographyPairDataset.__init__ = original
     assert seen and not set(seen) & set(dev)
+
+
+def test_training_gray_is_the_deployed_gray():
+    """Gray networks train on the luma the deployed pre-processing computes (not the channel mean)."""
+    from zippypoint.io import to_float_channels
+    from zippypoint.train.data import network_input
+
+    rng = np.random.default_rng(3)
+    bgr = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    bgr[:, :16] = (255, 0, 0)  # saturated blue: the channel mean (0.333) and luma (0.114) differ most here
+    rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1].transpose(2, 0, 1)).astype(np.float32) / 255)[None]
+    trained = network_input(rgb, 1)[0].numpy()
+    deployed = to_float_channels(bgr, 1)
+    assert trained.shape == deployed.shape == (1, 24, 32)
+    # the deployed luma is rounded to 8 bits: the two agree within half a level
+    assert np.abs(trained - deployed).max() <= 0.5 / 255 + 1e-6
+    assert abs(float(trained[0, 0, 0]) - 0.114) < 1e-6
+    assert network_input(rgb, 3) is rgb
+    with pytest.raises(ValueError, match="RGB batch"):
+        network_input(rgb[:, :1], 1)
+    with pytest.raises(ValueError, match="in_channels"):
+        network_input(rgb, 2)

@@ -163,6 +163,27 @@ class HomographyPairDataset(torch.utils.data.Dataset):
         raise RuntimeError(f"none of the {len(self.paths)} images could be read")
 
 
+# ITU-R BT.601 luma weights of R, G, B: the gray conversion of the deployed pre-processing
+# (OpenCV's COLOR_BGR2GRAY in ``zippypoint.io.to_float_channels``)
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def network_input(images: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """(B,3,H,W) RGB batch in [0, 1] -> what a network with ``in_channels`` inputs is fed.
+
+    Gray networks get the same luma as at deployment (not the channel mean), so that training, validation
+    and checkpoint selection see the inputs the exported models will see.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected an RGB batch (B,3,H,W), got {tuple(images.shape)}")
+    if in_channels == 3:
+        return images
+    if in_channels != 1:
+        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    w = torch.tensor(LUMA_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * w).sum(1, keepdim=True)
+
+
 def worker_init(worker_id: int) -> None:
     """DataLoader workers: one OpenCV thread each (the training process owns the cores).
 

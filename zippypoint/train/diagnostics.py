@@ -38,10 +38,10 @@ def dense_maps(model, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], tup
     """The network's dense maps for one BGR uint8 image whose sides are multiples of 8; and its (W, H)."""
     import torch
 
-    rgb = image_bgr[:, :, ::-1].astype(np.float32) / 255.0
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
-    if model.config.in_channels == 1:
-        x = x.mean(1, keepdim=True)
+    from zippypoint.io import to_float_channels
+
+    # the deployed pre-processing (gray networks: 8-bit luma), so selection sees what the exports see
+    x = torch.from_numpy(to_float_channels(image_bgr, model.config.in_channels))[None]
     with torch.no_grad():
         out = model(x)
     return {k: v[0].numpy() for k, v in out.items()}, (image_bgr.shape[1], image_bgr.shape[0])

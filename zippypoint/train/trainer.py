@@ -213,7 +213,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
 
     from zippypoint.model.weights import save_weights
     from zippypoint.quant.layers import clip_latent_weights
-    from zippypoint.train.data import HomographyPairDataset, worker_init
+    from zippypoint.train.data import HomographyPairDataset, network_input, worker_init
     from zippypoint.train.losses import homographic_losses
     from zippypoint.train.sampler import EpochShardSampler
     from zippypoint.train.validation import WarpValidator
@@ -356,8 +356,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, progress_fraction())
             source, target = batch["source"].to(dev), batch["target"].to(dev)
-            if model.config.in_channels == 1:
-                source, target = source.mean(1, keepdim=True), target.mean(1, keepdim=True)
+            source, target = (network_input(x, model.config.in_channels) for x in (source, target))
             t_compute = time.time()
             offset_logits.clear()
             stem_out.clear()

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from zippypoint.eval.protocol import corner_error, estimate_homography
-from zippypoint.train.data import HomographyPairDataset, norm_to_pixel_matrix
+from zippypoint.train.data import HomographyPairDataset, network_input, norm_to_pixel_matrix
 
 
 class WarpValidator:
@@ -40,8 +40,7 @@ class WarpValidator:
             for start in range(0, len(self.items), batch_size):
                 chunk = self.items[start : start + batch_size]
                 images = torch.cat([torch.stack([c["source"] for c in chunk]), torch.stack([c["target"] for c in chunk])])
-                if model.config.in_channels == 1:
-                    images = images.mean(dim=1, keepdim=True)
+                images = network_input(images, model.config.in_channels)
                 out = {k: v.float().cpu().numpy() for k, v in model(images.to(param.device)).items()}
                 for i, item in enumerate(chunk):
                     feats = []
