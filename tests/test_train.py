@@ -173,3 +173,29 @@ def test_two_process_ddp_ranks_hold_identical_weights(image_folder, tmp_path):
     torch.manual_seed(0)
     assert d0 != state_digest(create_model("zippypoint-fp"))  # training changed the weights
     assert (out / "final.safetensors").exists()
+
+
+def test_release_of_a_snapshot_counts_its_steps(tmp_path):
+    """Shipping a snapshot: the card records the snapshot's steps and time, not the whole run's."""
+    import json
+
+    from zippypoint.model.registry import create_model
+    from zippypoint.model.weights import save_weights
+    from zippypoint.train.release import release
+
+    run = tmp_path / "stage"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"name": "stage"}))
+    (run / "summary.json").write_text(json.dumps({"steps": 300, "wall_time_s": 600.0, "val_h_acc_3": 0.5}))
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps({"kind": "train", "step": s, "time_s": 2.0 * s})
+                                                 for s in (100, 200, 300)) + "\n")
+    model = create_model("zippypoint-slim-h64")
+    snapshot = run / "step_000200.safetensors"
+    save_weights(model, snapshot, {"preset": "zippypoint-slim-h64", "steps": "200"})
+    card = release("zippypoint-slim-h64", [run], dest=tmp_path / "out", weights=snapshot)
+    stage = card["stages"][-1]
+    assert (stage["steps"], stage["steps_run"], stage["wall_time_s"]) == (200, 300, 400.0)
+    assert card["total_steps"] == 200 and stage["validation_of_final_weights"] == {"val_h_acc_3": 0.5}
+    save_weights(model, run / "final.safetensors", {"preset": "zippypoint-slim-h64", "steps": "300"})
+    card = release("zippypoint-slim-h64", [run], dest=tmp_path / "out")
+    assert card["total_steps"] == 300 and "steps_run" not in card["stages"][-1]

@@ -37,6 +37,13 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         stages.append({"run": run.name, "config": config, "steps": summary["steps"],
                        "wall_time_s": summary["wall_time_s"], "device": summary.get("device", "not recorded"),
                        "validation": {k: v for k, v in summary.items() if k.startswith("val")}})
+    shipped_steps = meta.get("steps")
+    if weights is not None and shipped_steps is not None and int(shipped_steps) != stages[-1]["steps"]:
+        # a snapshot of the last run: the card counts the steps (and time) that went into the shipped file
+        last = stages[-1]
+        last["steps_run"], last["steps"] = last["steps"], int(shipped_steps)
+        last["wall_time_s"] = _time_at_step(runs[-1], last["steps"], last["wall_time_s"])
+        last["validation_of_final_weights"] = last.pop("validation")
     card = {
         "preset": preset,
         "sha256": sha,
@@ -52,6 +59,19 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
     }
     (dest / f"{preset}.card.json").write_text(json.dumps(card, indent=2))
     return card
+
+
+def _time_at_step(run: Path, step: int, fallback: float) -> float:
+    """Training seconds logged at ``step`` of a run (its metrics.jsonl), or ``fallback`` if not logged."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return fallback
+    best = None
+    for line in path.read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("kind") == "train" and row.get("step", step + 1) <= step and "time_s" in row:
+            best = float(row["time_s"])
+    return best if best is not None else fallback
 
 
 def main(argv: list[str] | None = None) -> int:
