@@ -104,3 +104,19 @@ def test_both_descriptor_kinds_from_one_network_run_equal_separate_evaluations(s
     for kind in ("binary", "float"):
         assert both[kind] == diagnostics.evaluate_dev(model, dev, (160, 120), 100, (0.0,), kind)
     assert len(calls) == 3 * runs
+
+
+def test_dev_selection_reports_c3_over_ransac_orders(shared_data):
+    """The selection table's C3 over several RANSAC orders: the first order is the plain C3's, the mean is a
+    fraction, and one order reproduces the plain C3."""
+    from zippypoint.model.registry import create_model
+    from zippypoint.train import diagnostics
+
+    dev = shared_data / "hpatches-dev"
+    model = create_model("zippypoint-slim-h64", pretrained=True).eval()
+    one = diagnostics.evaluate_dev(model, dev, (320, 240), 300, (0.0,))["dedupe_0"]
+    many = diagnostics.evaluate_dev(model, dev, (320, 240), 300, (0.0,), ransac_orders=6)["dedupe_0"]
+    assert one["ransac_orders"] == 1 and many["ransac_orders"] == 6
+    assert one["correctness_3_orders"] == one["correctness_3"] == many["correctness_3"]
+    assert 0.0 <= many["correctness_3_orders"] <= 1.0
+    assert {k: v for k, v in one.items() if "orders" not in k} == {k: v for k, v in many.items() if "orders" not in k}

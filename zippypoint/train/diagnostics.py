@@ -71,15 +71,17 @@ def near_duplicate_share(keypoints: np.ndarray, radius: float = 2.0) -> float:
 
 
 def evaluate_dev(model, root: str | Path, size=(320, 240), top_k: int = 300, dedupe=(0.0, 2.0),
-                 descriptors: str = "binary") -> dict:
+                 descriptors: str = "binary", ransac_orders: int = 1) -> dict:
     """HPatches-protocol means on ``root`` for each dedupe radius (network run once per image), plus the
     share of near-duplicate keypoints and distinct correct matches (MMA@3 x matches) per pair.
-    ``descriptors``: "binary" (deployed) or "float" (raw descriptors of the same network, L2 matching)."""
-    return evaluate_dev_kinds(model, root, size, top_k, dedupe, (descriptors,))[descriptors]
+    ``descriptors``: "binary" (deployed) or "float" (raw descriptors of the same network, L2 matching).
+    ``ransac_orders``: C3 is also averaged over that many orders of the matches given to RANSAC
+    (``correctness_3_orders``; on a hundred pairs one order's C3 moves by several points with the order alone)."""
+    return evaluate_dev_kinds(model, root, size, top_k, dedupe, (descriptors,), ransac_orders)[descriptors]
 
 
 def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 300, dedupe=(0.0, 2.0),
-                       kinds=("binary",)) -> dict:
+                       kinds=("binary",), ransac_orders: int = 1) -> dict:
     """``evaluate_dev`` for several descriptor kinds from one network run per image: {kind: {dedupe_r: ...}}."""
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
     from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
@@ -101,9 +103,9 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
             dups[kind, r].append(near_duplicate_share(feats[1]["keypoints"][:top_k]))
             for pair in seq.pairs():
                 h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
-                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, kind)
+                v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, kind, ransac_orders=ransac_orders)
                 rows[kind, r].append((v["repeatability"], v["localization_error"], v["correctness_3"],
-                                      v["mma"][i3], v["mma"][i3] * v["matches"]))
+                                      v["mma"][i3], v["mma"][i3] * v["matches"], v["correctness_3_orders"]))
     out: dict[str, dict] = {kind: {} for kind in kinds}
     for kind, r in settings:
         a = np.asarray(rows[kind, r], np.float64)
@@ -111,7 +113,8 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
             continue
         out[kind][f"dedupe_{r:g}"] = {
             "pairs": len(a), "repeatability": float(np.nanmean(a[:, 0])), "localization_error": float(np.nanmean(a[:, 1])),
-            "correctness_3": float(a[:, 2].mean()), "mma_3": float(a[:, 3].mean()),
+            "correctness_3": float(a[:, 2].mean()), "correctness_3_orders": float(a[:, 5].mean()),
+            "ransac_orders": ransac_orders, "mma_3": float(a[:, 3].mean()),
             "correct_matches": float(a[:, 4].mean()), "near_duplicates_2px": float(np.mean(dups[kind, r])),
         }
     return out
@@ -215,6 +218,8 @@ def main(argv=None) -> int:
                         help="dev: deployed 64-of-256 codes, or the same network's float descriptors")
     parser.add_argument("--dedupe", default="0,2", help="dev: dedupe radii (px) to compare")
     parser.add_argument("--resolution", default="320x240:300", help="WxH:TOPK")
+    parser.add_argument("--ransac-orders", type=int, default=12,
+                        help="dev: C3 also averaged over this many RANSAC orders of the matches (C3/N column)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     wh, _, k = args.resolution.partition(":")
@@ -222,17 +227,20 @@ def main(argv=None) -> int:
     top_k = int(k or 300)
     weights = args.weights or ["shipped"]
     if args.test == "dev":
-        data, lines = {}, ["| weights | set | dedupe px | rep | loc err | C3 | MMA@3 | correct matches | dups<2px |",
-                           "|---|---|---|---|---|---|---|---|---|"]
+        if args.ransac_orders < 1:
+            parser.error(f"--ransac-orders must be >= 1, got {args.ransac_orders}")
+        data, lines = {}, [f"| weights | set | dedupe px | rep | loc err | C3 | C3/{args.ransac_orders} | MMA@3 | "
+                           "correct matches | dups<2px |", "|---|---|---|---|---|---|---|---|---|---|"]
         for w in tqdm(weights, desc="weights"):
             model = load_model(args.preset, w)
             for root in args.data:
                 res = evaluate_dev(model, root, size, top_k, tuple(float(r) for r in args.dedupe.split(",")),
-                                   args.descriptors)
+                                   args.descriptors, args.ransac_orders)
                 data.setdefault(w, {})[str(root)] = res
                 for key, v in res.items():
                     lines.append(f"| {Path(w).name} | {Path(root).name} | {key.split('_')[1]} | {v['repeatability']:.3f} | "
-                                 f"{v['localization_error']:.3f} | {v['correctness_3']:.3f} | {v['mma_3']:.3f} | "
+                                 f"{v['localization_error']:.3f} | {v['correctness_3']:.3f} | "
+                                 f"{v['correctness_3_orders']:.3f} | {v['mma_3']:.3f} | "
                                  f"{v['correct_matches']:.1f} | {v['near_duplicates_2px']:.3f} |")
         _write(args.out, f"dev-{args.descriptors}", {"resolution": args.resolution, "descriptors": args.descriptors,
                                                       "results": data}, lines)
