@@ -66,12 +66,9 @@ def _time_at_step(run: Path, step: int, fallback: float) -> float:
     path = run / "metrics.jsonl"
     if not path.exists():
         return fallback
-    best = None
-    for line in path.read_text().splitlines():
-        row = json.loads(line) if line.strip() else {}
-        if row.get("kind") == "train" and row.get("step", step + 1) <= step and "time_s" in row:
-            best = float(row["time_s"])
-    return best if best is not None else fallback
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    times = [r["time_s"] for r in rows if r.get("kind") == "train" and "time_s" in r and r.get("step", step + 1) <= step]
+    return float(times[-1]) if times else fallback
 
 
 def main(argv: list[str] | None = None) -> int:
