@@ -199,3 +199,74 @@ def test_release_of_a_snapshot_counts_its_steps(tmp_path):
     save_weights(model, run / "final.safetensors", {"preset": "zippypoint-slim-h64", "steps": "300"})
     card = release("zippypoint-slim-h64", [run], dest=tmp_path / "out")
     assert card["total_steps"] == 300 and "steps_run" not in card["stages"][-1]
+
+
+def test_snapshot_average_is_the_mean_and_refuses_other_presets(tmp_path):
+    """Averaging: floating tensors are the exact mean, counters come from the last snapshot, the steps are
+    recorded; a snapshot of another preset is refused by name."""
+    import pytest
+    import torch
+
+    from zippypoint.model.registry import create_model
+    from zippypoint.model.weights import WeightsError, read_state_dict, save_weights
+    from zippypoint.train.average import average_snapshots
+
+    models = []
+    for i, step in enumerate((300, 100, 200)):
+        torch.manual_seed(i)
+        m = create_model("zippypoint-slim-h64")
+        for buf_name, buf in m.named_buffers():
+            if buf_name.endswith("num_batches_tracked"):
+                buf.fill_(step)
+        save_weights(m, tmp_path / f"s{step}.safetensors", {"preset": "zippypoint-slim-h64", "steps": str(step)})
+        models.append(m.state_dict())
+    paths = [tmp_path / f"s{s}.safetensors" for s in (300, 100, 200)]
+    meta = average_snapshots(paths, tmp_path / "avg.safetensors")
+    state, file_meta = read_state_dict(tmp_path / "avg.safetensors")
+    assert file_meta == meta and meta["averaged_from"] == "100,200,300" and meta["steps"] == "300"
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 4)  # a conv kernel
+    expected = sum(sd[key].double() for sd in models) / 3
+    assert torch.allclose(state[key].double(), expected, atol=1e-6)
+    assert not torch.equal(state[key], models[0][key])
+    counter = next(k for k in state if k.endswith("num_batches_tracked"))
+    assert int(state[counter]) == 200  # the last file given, not a mean of counters
+    save_weights(create_model("zippypoint-slim"), tmp_path / "other.safetensors", {"preset": "zippypoint-slim"})
+    with pytest.raises(WeightsError, match="zippypoint-slim"):
+        average_snapshots([paths[0], tmp_path / "other.safetensors"], tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="at least two"):
+        average_snapshots(paths[:1], tmp_path / "bad.safetensors")
+
+
+def test_release_continues_a_previous_card(tmp_path):
+    """A continued preset keeps the earlier card's stages; an averaged file records its steps; a card of
+    another preset is refused."""
+    import json
+
+    import pytest
+
+    from zippypoint.model.registry import create_model
+    from zippypoint.model.weights import save_weights
+    from zippypoint.train.average import average_snapshots
+    from zippypoint.train.release import release
+
+    run = tmp_path / "stage2"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"name": "stage2"}))
+    (run / "summary.json").write_text(json.dumps({"steps": 300, "wall_time_s": 600.0}))
+    model = create_model("zippypoint-slim-h64")
+    for step in (200, 300):
+        save_weights(model, run / f"step_{step:06d}.safetensors", {"preset": "zippypoint-slim-h64", "steps": str(step)})
+    average_snapshots([run / "step_000200.safetensors", run / "step_000300.safetensors"], run / "avg.safetensors")
+    previous = tmp_path / "previous.card.json"
+    previous.write_text(json.dumps({"preset": "zippypoint-slim-h64",
+                                    "stages": [{"run": "stage1", "steps": 1000, "wall_time_s": 3000.0,
+                                                "device": "cpu"}]}))
+    card = release("zippypoint-slim-h64", [run], dest=tmp_path / "out", weights=run / "avg.safetensors",
+                   previous_card=previous)
+    assert [s["run"] for s in card["stages"]] == ["stage1", "stage2"]
+    assert card["total_steps"] == 1300 and card["stages"][-1]["averaged_from_steps"] == [200, 300]
+    previous.write_text(json.dumps({"preset": "zippypoint-slim", "stages": []}))
+    with pytest.raises(ValueError, match="zippypoint-slim"):
+        release("zippypoint-slim-h64", [run], dest=tmp_path / "out2", weights=run / "avg.safetensors",
+                previous_card=previous)
+    assert not (tmp_path / "out2").exists()  # refused before anything was written

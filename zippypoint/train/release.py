@@ -16,10 +16,19 @@ from zippypoint.model.weights import read_state_dict, sha256_file
 
 
 def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Path = WEIGHTS_DIR,
-            notes: list[str] | None = None, weights: Path | None = None) -> dict:
+            notes: list[str] | None = None, weights: Path | None = None, previous_card: Path | None = None) -> dict:
     """Copy the last run's final weights (or ``weights``, e.g. a snapshot of it chosen on the development sets) to
-    ``dest/<preset>.safetensors`` and write its card."""
+    ``dest/<preset>.safetensors`` and write its card.
+
+    ``previous_card``: the card of the weights the first run started from; its stages come first in the new card
+    (a continued preset whose earlier run folders are not at hand)."""
     get_preset(preset)  # validates the name
+    earlier_stages = []
+    if previous_card is not None:  # read (and checked) before anything is written: it may be the card replaced here
+        earlier = json.loads(Path(previous_card).read_text())
+        if earlier.get("preset") != preset:
+            raise ValueError(f"{previous_card} is the card of {earlier.get('preset')!r}, not {preset!r}")
+        earlier_stages = earlier["stages"]
     runs = [Path(r) for r in runs]
     final = Path(weights) if weights is not None else runs[-1] / "final.safetensors"
     _, meta = read_state_dict(final)  # refuses anything that is not clean safetensors
@@ -30,7 +39,7 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
     shutil.copyfile(final, target)
     sha = sha256_file(target)
     target.with_suffix(".sha256").write_text(f"{sha}  {target.name}\n")
-    stages = []
+    stages = list(earlier_stages)
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
         config = json.loads((run / "config.json").read_text())
@@ -44,6 +53,8 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         last["steps_run"], last["steps"] = last["steps"], int(shipped_steps)
         last["wall_time_s"] = _time_at_step(runs[-1], last["steps"], last["wall_time_s"])
         last["validation_of_final_weights"] = last.pop("validation")
+    if "averaged_from" in meta:
+        stages[-1]["averaged_from_steps"] = [int(x) for x in meta["averaged_from"].split(",")]
     card = {
         "preset": preset,
         "sha256": sha,
@@ -78,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", default=None, help="JSON of evaluation metrics to record in the card")
     p.add_argument("--note", action="append", default=[], help="a line for the card's notes (repeatable)")
     p.add_argument("--weights", default=None, help="ship this snapshot of the last run instead of its final weights")
+    p.add_argument("--previous-card", default=None,
+                   help="card of the weights the first run started from (its stages are kept in the new card)")
     args = p.parse_args(argv)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
     card = release(args.preset, [Path(r) for r in args.runs], metrics, notes=args.note,
-                   weights=Path(args.weights) if args.weights else None)
+                   weights=Path(args.weights) if args.weights else None,
+                   previous_card=Path(args.previous_card) if args.previous_card else None)
     print(json.dumps({k: card[k] for k in ("preset", "sha256", "total_steps", "total_wall_time_min")}, indent=2))
     return 0
 
