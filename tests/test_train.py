@@ -260,9 +260,10 @@ def test_release_continues_a_previous_card(tmp_path):
     previous = tmp_path / "previous.card.json"
     previous.write_text(json.dumps({"preset": "zippypoint-slim-h64",
                                     "stages": [{"run": "stage1", "steps": 1000, "wall_time_s": 3000.0,
-                                                "device": "cpu"}]}))
+                                                "device": "cpu"}], "notes": ["stage 1 note"]}))
     card = release("zippypoint-slim-h64", [run], dest=tmp_path / "out", weights=run / "avg.safetensors",
-                   previous_card=previous)
+                   previous_card=previous, notes=["stage 2 note"])
+    assert card["notes"] == ["stage 1 note", "stage 2 note"]
     assert [s["run"] for s in card["stages"]] == ["stage1", "stage2"]
     assert card["total_steps"] == 1300 and card["stages"][-1]["averaged_from_steps"] == [200, 300]
     previous.write_text(json.dumps({"preset": "zippypoint-slim", "stages": []}))

@@ -23,12 +23,12 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
     ``previous_card``: the card of the weights the first run started from; its stages come first in the new card
     (a continued preset whose earlier run folders are not at hand)."""
     get_preset(preset)  # validates the name
-    earlier_stages = []
+    earlier_stages, earlier_notes = [], []
     if previous_card is not None:  # read (and checked) before anything is written: it may be the card replaced here
         earlier = json.loads(Path(previous_card).read_text())
         if earlier.get("preset") != preset:
             raise ValueError(f"{previous_card} is the card of {earlier.get('preset')!r}, not {preset!r}")
-        earlier_stages = earlier["stages"]
+        earlier_stages, earlier_notes = earlier["stages"], earlier.get("notes", [])
     runs = [Path(r) for r in runs]
     final = Path(weights) if weights is not None else runs[-1] / "final.safetensors"
     _, meta = read_state_dict(final)  # refuses anything that is not clean safetensors
@@ -66,7 +66,7 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         "stages": stages,
         "shipped_file": str(final),
         "metrics": metrics or {},
-        "notes": list(notes or []),
+        "notes": [*earlier_notes, *(notes or [])],
     }
     (dest / f"{preset}.card.json").write_text(json.dumps(card, indent=2))
     return card
