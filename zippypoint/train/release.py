@@ -54,7 +54,7 @@ def release(preset: str, runs: list[Path], metrics: dict | None = None, dest: Pa
         last["wall_time_s"] = _time_at_step(runs[-1], last["steps"], last["wall_time_s"])
         last["validation_of_final_weights"] = last.pop("validation")
     if "averaged_from" in meta:
-        stages[-1]["averaged_from_steps"] = [int(x) for x in meta["averaged_from"].split(",")]
+        stages[-1]["averaged_from_steps"] = [int(x) if x.isdigit() else x for x in meta["averaged_from"].split(",")]
     card = {
         "preset": preset,
         "sha256": sha,
