@@ -18,7 +18,6 @@ from zippypoint.model.weights import WeightsError, read_state_dict, sha256_file
 
 def average_snapshots(paths: list[Path], out: Path) -> dict[str, str]:
     """Write the mean of ``paths`` (same preset, same tensors) to ``out``; returns its metadata."""
-    import torch
     from safetensors.torch import save_file
 
     paths = [Path(p) for p in paths]
