@@ -19,6 +19,7 @@ from zippypoint.train.losses import (
     hard_codes,
     homographic_losses,
     repulsion_penalty,
+    suppression_penalty,
     saturation_penalty,
     soft_codes,
     straight_through_codes,
@@ -90,6 +91,21 @@ def test_repulsion_is_zero_for_distinct_points_and_pushes_neighbours_apart():
     assert float(repulsion_penalty(near.detach(), scores, torch.tensor([[True, False, True]]), 3.0)) == 0.0
 
 
+def test_suppression_lowers_only_the_weaker_neighbour_and_moves_nothing():
+    points = torch.tensor([[[10.0, 10.0], [11.0, 10.0], [40.0, 40.0]]], requires_grad=True)
+    scores = torch.tensor([[0.9, 0.5, 0.7]], requires_grad=True)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    penalty = suppression_penalty(points, scores, mask, 4.0)
+    assert float(penalty.detach()) == pytest.approx(0.5 * (1 - 1 / 4.0) / 3)
+    penalty.backward()
+    assert points.grad is None or points.grad.abs().sum() == 0
+    assert scores.grad[0, 1] > 0 and scores.grad[0, 0] == 0 and scores.grad[0, 2] == 0
+    far = torch.tensor([[[10.0, 10.0], [20.0, 10.0], [10.0, 30.0]]])
+    assert float(suppression_penalty(far, scores.detach(), mask, 4.0)) == 0.0
+    # a masked-out stronger neighbour suppresses nothing
+    assert float(suppression_penalty(points.detach(), scores.detach(), torch.tensor([[False, True, True]]), 4.0)) == 0.0
+
+
 def test_repulsion_enters_the_total_loss():
     s, t = _dense_outputs(4), _dense_outputs(5)
     h = torch.eye(3).expand(2, 3, 3)
@@ -97,6 +113,9 @@ def test_repulsion_enters_the_total_loss():
     rep = homographic_losses(s, t, h, LossConfig(repulsion_weight=2.0), (80, 64))
     total, base_total = float(rep["total"].detach()), float(base["total"].detach())
     assert total == pytest.approx(base_total + 2.0 * float(rep["repulsion"]), rel=1e-5)
+    sup = homographic_losses(s, t, h, LossConfig(suppression_weight=3.0, suppression_radius=10.0), (80, 64))
+    assert float(sup["suppression"]) > 0
+    assert float(sup["total"].detach()) == pytest.approx(base_total + 3.0 * float(sup["suppression"]), rel=1e-5)
 
 
 def test_saturation_penalty_only_beyond_the_bound_and_its_gradient_shrinks_the_logit():

@@ -34,6 +34,8 @@ class LossConfig:
     detach_descriptor_points: bool = False  # descriptor-loss gradients do not move the keypoints (KP2D)
     repulsion_weight: float = 0.0  # weight of the penalty on scored keypoints of different cells meeting
     repulsion_radius: float = 3.0  # px: keypoints closer than this repel (weighted by both scores)
+    suppression_weight: float = 0.0  # weight of the penalty on the score of the weaker of two meeting keypoints
+    suppression_radius: float = 4.5  # px: a keypoint this close to a higher-scoring one is suppressed
     saturation_weight: float = 0.0  # weight of the penalty on location pre-tanh values beyond the bound
     saturation_bound: float = 2.0  # |pre-tanh| allowed (tanh(2) = 0.964: 6.7 px offsets still reachable)
     teacher_score_weight: float = 1.0  # distillation: BCE to the teacher's score map, max-pooled per cell
@@ -96,6 +98,21 @@ def repulsion_penalty(keypoints: torch.Tensor, scores: torch.Tensor, mask: torch
     overlap = F.relu(1.0 - d / radius) * pair
     weighted = overlap * scores.unsqueeze(1) * scores.unsqueeze(2)
     return weighted.sum() / 2 / mask.sum().clamp_min(1)
+
+
+def suppression_penalty(keypoints: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor,
+                        radius: float) -> torch.Tensor:
+    """Penalty on the score of each keypoint that has a higher-scoring keypoint of another cell within ``radius`` px.
+
+    A learned non-maximum suppression: unlike ``repulsion_penalty`` it moves no keypoint and leaves the stronger
+    of two neighbours alone. keypoints (B,N,2) px, scores (B,N), mask (B,N). Returns the sum over keypoints of
+    ``s_i max_j (1 - d_ij / radius)_+`` over stronger neighbours ``j``, divided by the number of cells.
+    """
+    with torch.no_grad():
+        d = torch.cdist(keypoints, keypoints)
+        stronger = (scores.unsqueeze(1) > scores.unsqueeze(2)) & mask.unsqueeze(1) & mask.unsqueeze(2)
+        overlap = (F.relu(1.0 - d / radius) * stronger).amax(dim=2)
+    return (overlap * scores * mask).sum() / mask.sum().clamp_min(1)
 
 
 def saturation_penalty(offset_logits: torch.Tensor, bound: float) -> torch.Tensor:
@@ -191,12 +208,17 @@ def homographic_losses(out_s: dict, out_t: dict, homography: torch.Tensor, cfg: 
     if cfg.repulsion_weight > 0:
         extra["repulsion"] = 0.5 * (repulsion_penalty(kp_s, sc_s, not_border.expand(b, -1), cfg.repulsion_radius)
                                     + repulsion_penalty(kp_t, sc_t, not_border.expand(b, -1), cfg.repulsion_radius))
+    if cfg.suppression_weight > 0:
+        extra["suppression"] = 0.5 * (
+            suppression_penalty(kp_s, sc_s, not_border.expand(b, -1), cfg.suppression_radius)
+            + suppression_penalty(kp_t, sc_t, not_border.expand(b, -1), cfg.suppression_radius))
     if cfg.saturation_weight > 0 and "offset_logits" in out_s:
         extra["saturation"] = 0.5 * (saturation_penalty(out_s["offset_logits"], cfg.saturation_bound)
                                      + saturation_penalty(out_t["offset_logits"], cfg.saturation_bound))
     total = (cfg.location_weight * loc_loss + cfg.descriptor_weight * desc_loss
              + cfg.score_weight * score_loss + cfg.consistency_weight * consistency)
     total = total + cfg.repulsion_weight * extra.get("repulsion", zero) + cfg.saturation_weight * extra.get("saturation", zero)
+    total = total + cfg.suppression_weight * extra.get("suppression", zero)
     with torch.no_grad():
         hit = _hit_rate(d2_pos, d2_neg_all, too_close, visible)
         # what Hamming matching at inference meets: top-k codes of the same raw descriptors
