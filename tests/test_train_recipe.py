@@ -19,10 +19,10 @@ from zippypoint.train.losses import (
     hard_codes,
     homographic_losses,
     repulsion_penalty,
-    suppression_penalty,
     saturation_penalty,
     soft_codes,
     straight_through_codes,
+    suppression_penalty,
 )
 from zippypoint.train.split import DEV_PERMILLE, is_dev_photo, split_dev
 
