@@ -51,6 +51,7 @@ def test_update_card_replaces_only_the_metrics(tmp_path):
     card = {**WEIGHTS_CARD, "stages": [{"steps": 3}], "metrics": {"old": 1}}
     (tmp_path / "zippypoint-slim-h64.card.json").write_text(json.dumps(card))
     (tmp_path / "zippypoint-slim-h64-openvino.xml.card.json").write_text(json.dumps(MODEL_CARD))
+    (tmp_path / "zippypoint-slim-h64-openvino.xml").write_text("<net/>")  # a card without its file is no export
     method = "openvino:zippypoint-slim-h64"
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "results.json").write_text(json.dumps(_results(method, {"model_sha256": "m" * 64})))

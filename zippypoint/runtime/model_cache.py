@@ -42,10 +42,13 @@ def packaged_name(preset: str, fmt: str) -> str:
     return f"{preset}-int8.onnx" if fmt == "onnx-int8" else f"{preset}.onnx"
 
 
-def packaged_card(preset: str, fmt: str) -> dict | None:
-    """The card (JSON) of the packaged export of ``preset`` in ``fmt``, or None when none is shipped."""
-    card = packaged_dir() / (packaged_name(preset, fmt) + ".card.json")
-    if not card.is_file() or not (packaged_dir() / packaged_name(preset, fmt)).is_file():
+def packaged_card(preset: str, fmt: str, directory: Path | None = None) -> dict | None:
+    """The card (JSON) of the packaged export of ``preset`` in ``fmt``, or None when none is shipped.
+
+    ``directory``: where to look instead of the package's weights folder."""
+    directory = packaged_dir() if directory is None else Path(directory)
+    card = directory / (packaged_name(preset, fmt) + ".card.json")
+    if not card.is_file() or not (directory / packaged_name(preset, fmt)).is_file():
         return None
     return json.loads(card.read_text())
 

@@ -18,8 +18,6 @@ from pathlib import Path
 
 from zippypoint.model.registry import WEIGHTS_DIR, get_preset
 
-_SHA_KEYS = ("weights_sha256", "model_sha256", "onnx_sha256")
-
 
 def _load_results(path: str | Path) -> dict:
     path = Path(path)
@@ -31,13 +29,13 @@ def _load_results(path: str | Path) -> dict:
 
 
 def _check_provenance(settings: dict, method: str, weights_card: dict, model_card: dict | None) -> None:
-    runtime = method.split(":", 1)[0] if ":" in method else "torch"
+    runtime = method.partition(":")[0] if ":" in method else "torch"
     if runtime == "torch":
         if settings.get("weights_sha256") != weights_card["sha256"]:
             raise ValueError(f"{method}: evaluated weights {settings.get('weights_sha256')!r} are not the card's "
                              f"{weights_card['sha256']!r}")
         return
-    digest = next((settings[k] for k in _SHA_KEYS[1:] if k in settings), None)
+    digest = settings.get("model_sha256", settings.get("onnx_sha256"))  # as zippypoint.methods.ours records it
     if model_card is None:
         raise ValueError(f"{method}: no packaged {runtime} export of {weights_card['preset']!r} to check against")
     if digest != model_card["sha256"]:
@@ -83,13 +81,12 @@ def update_card(preset: str, method: str, paths: list[str | Path], dest: Path = 
     card = json.loads(card_path.read_text())
     model_card = None
     if ":" in method:
-        from zippypoint.runtime.model_cache import packaged_name
+        from zippypoint.runtime.model_cache import packaged_card
 
-        runtime, target = method.split(":", 1)
+        runtime, _, target = method.partition(":")
         if target != preset:
             raise ValueError(f"method {method!r} does not run preset {preset!r}")
-        side = Path(dest) / (packaged_name(preset, runtime) + ".card.json")
-        model_card = json.loads(side.read_text()) if side.is_file() else None
+        model_card = packaged_card(preset, runtime, Path(dest))
     elif method != preset:
         raise ValueError(f"method {method!r} does not run the shipped weights of {preset!r}")
     card["metrics"] = card_metrics([_load_results(p) for p in paths], method, card, model_card)
