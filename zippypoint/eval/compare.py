@@ -18,13 +18,14 @@ resampled instead and the table says so; such an interval ignores that the pairs
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from zippypoint.eval.report import read_results
 
 METRICS = ("c3", "mma3", "rep", "loc")
 LOWER_IS_BETTER = frozenset({"loc"})
@@ -149,15 +150,6 @@ def markdown(comparisons: list[Comparison], method_a: str, method_b: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def _load(path: str) -> dict:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "results.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} not found: pass a `zippypoint evaluate` output folder or its results.json")
-    return json.loads(p.read_text())
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="`zippypoint evaluate` output folders (or results.json files)")
@@ -176,7 +168,7 @@ def main(argv=None) -> int:
             raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
         comparisons = []
         for path in args.results:
-            comparisons += compare(_load(path), args.a, args.b, metrics, args.resolution, args.resamples, args.seed)
+            comparisons += compare(read_results(path), args.a, args.b, metrics, args.resolution, args.resamples, args.seed)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

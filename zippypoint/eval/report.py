@@ -69,6 +69,16 @@ def write_json(results: dict, path: Path) -> None:
     path.write_text(json.dumps(_plain(results), indent=1, allow_nan=False) + "\n")
 
 
+def read_results(path: str | Path) -> dict:
+    """The results of a ``zippypoint evaluate`` run, from its output folder or its ``results.json``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: pass a `zippypoint evaluate` output folder or its results.json")
+    return json.loads(path.read_text())
+
+
 def _fmt(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 

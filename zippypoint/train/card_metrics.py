@@ -16,16 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from zippypoint.eval.report import read_results
 from zippypoint.model.registry import WEIGHTS_DIR, get_preset
-
-
-def _load_results(path: str | Path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass a `zippypoint evaluate` output folder or its results.json")
-    return json.loads(path.read_text())
 
 
 def _check_provenance(settings: dict, method: str, weights_card: dict, model_card: dict | None) -> None:
@@ -89,7 +81,7 @@ def update_card(preset: str, method: str, paths: list[str | Path], dest: Path = 
         model_card = packaged_card(preset, runtime, Path(dest))
     elif method != preset:
         raise ValueError(f"method {method!r} does not run the shipped weights of {preset!r}")
-    card["metrics"] = card_metrics([_load_results(p) for p in paths], method, card, model_card)
+    card["metrics"] = card_metrics([read_results(p) for p in paths], method, card, model_card)
     card_path.write_text(json.dumps(card, indent=2))
     return card["metrics"]
 
