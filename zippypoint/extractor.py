@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from zippypoint.model.registry import DEFAULT_PRESET
 from zippypoint.runtime.base import ExtractorConfig, StagedExtractor, make_config
 
 __all__ = ["Extractor", "ExtractorConfig"]
@@ -24,7 +25,7 @@ class Extractor(StagedExtractor):
     none). The device follows the module: move it with ``.to(device)``.
     """
 
-    def __init__(self, model: Any = "zippypoint", *, pretrained: bool = True,
+    def __init__(self, model: Any = DEFAULT_PRESET, *, pretrained: bool = True,
                  config: ExtractorConfig | None = None, name: str | None = None, **config_overrides) -> None:
         from zippypoint.model.registry import create_model
 

@@ -6,10 +6,11 @@ import argparse
 
 
 def add_extractor_args(p: argparse.ArgumentParser, max_keypoints: int = 1000) -> None:
+    from zippypoint.model.registry import DEFAULT_PRESET
     from zippypoint.resolve import available_runtimes
 
     runtimes = available_runtimes()
-    p.add_argument("--model", default="zippypoint",
+    p.add_argument("--model", default=DEFAULT_PRESET,
                    help="preset name (see `zippypoint info`) or, with --runtime onnx/onnx-int8, an exported .onnx file")
     p.add_argument("--weights", default=None, help="safetensors weights to load instead of the shipped ones")
     p.add_argument("--runtime", choices=runtimes, default=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from zippypoint.model.registry import DEFAULT_PRESET
+
 
 def register(sub) -> None:
     p = sub.add_parser("distributed", help="extract / match large image collections on a Ray cluster",
@@ -15,7 +17,7 @@ def register(sub) -> None:
     e.add_argument("source", help="folder, glob ('photos/**/*.jpg') or list file (.txt), local or a URI "
                                   "such as s3://bucket/photos")
     e.add_argument("--out", required=True, help="output folder (features-*.parquet|h5, errors.parquet)")
-    e.add_argument("--model", default="zippypoint", help="preset or an exported model file")
+    e.add_argument("--model", default=DEFAULT_PRESET, help="preset or an exported model file")
     e.add_argument("--weights", default=None, help="safetensors to export instead of the shipped weights")
     e.add_argument("--runtime", default="onnx-int8", choices=("onnx", "onnx-int8", "openvino", "openvino-int8"),
                    help="deployed runtime run by the workers")

@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from zippypoint.model.registry import DEFAULT_PRESET
+
 FORMATS = ("onnx", "onnx-int8", "coreml", "openvino")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", required=True, choices=FORMATS, help="onnx (fp32), onnx-int8 (QDQ), coreml or openvino (IR: 1-bit + int8 kernels)")
-    p.add_argument("--model", default="zippypoint", help="preset name (see `zippypoint info`)")
+    p.add_argument("--model", default=DEFAULT_PRESET, help="preset name (see `zippypoint info`)")
     p.add_argument("--out", required=True, type=Path, help="output file (.onnx or .mlpackage)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", type=Path, help="safetensors weights to export (default: the preset's shipped ones)")

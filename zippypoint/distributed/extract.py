@@ -35,6 +35,7 @@ from zippypoint.distributed.shards import (
     write_json_atomic,
 )
 from zippypoint.io import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE
+from zippypoint.model.registry import DEFAULT_PRESET
 
 RUNTIMES = ("onnx", "onnx-int8", "openvino", "openvino-int8")  # deployed runtimes (OpenVINO where installed)
 FORMATS = ("parquet", "h5")
@@ -43,7 +44,7 @@ SUFFIX = {"parquet": ".parquet", "h5": ".h5"}
 
 @dataclass(frozen=True)
 class ExtractionOptions:
-    model: str = "zippypoint"  # preset (its cached export is used) or an exported model file (.onnx / .xml)
+    model: str = DEFAULT_PRESET  # preset (its cached export is used) or an exported model file (.onnx / .xml)
     runtime: str = "onnx-int8"  # onnx (fp32), onnx-int8 (ONNX Runtime) or openvino, run inside the actors
     weights: str | None = None  # safetensors to export instead of the preset's shipped weights
     max_keypoints: int | None = 1000  # keep the N best keypoints per image

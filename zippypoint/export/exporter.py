@@ -9,11 +9,12 @@ from torch import nn
 from zippypoint.export.int8 import DEFAULT_CALIBRATION_DIR, Int8Options, find_images
 from zippypoint.export.metadata import FORMATS, ExportMetadata
 from zippypoint.export.onnx_export import DEFAULT_OPSET
+from zippypoint.model.registry import DEFAULT_PRESET
 
 DEFAULT_CALIBRATION_COUNT = 64
 
 
-def load_export_model(name: str = "zippypoint", *, weights: str | Path | None = None,
+def load_export_model(name: str = DEFAULT_PRESET, *, weights: str | Path | None = None,
                       random_weights: bool = False) -> tuple[nn.Module, str]:
     """Build preset ``name`` in eval mode with its weights (``zippypoint.model.resolver``); returns (model, weights
     sha256 or "random").
@@ -39,7 +40,7 @@ def make_metadata(preset: str, fmt: str, model: nn.Module, weights_sha256: str, 
     )
 
 
-def export_model(fmt: str, out: str | Path, model: str = "zippypoint", *, weights: str | Path | None = None,
+def export_model(fmt: str, out: str | Path, model: str = DEFAULT_PRESET, *, weights: str | Path | None = None,
                  random_weights: bool = False, opset: int = DEFAULT_OPSET,
                  calibration_dir: str | Path = DEFAULT_CALIBRATION_DIR,
                  calibration_count: int = DEFAULT_CALIBRATION_COUNT,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from zippypoint.methods.base import MethodUnavailable, MutualMatching, sorted_features
+from zippypoint.model.registry import DEFAULT_PRESET
 
-DEFAULT_PRESET = "zippypoint"
 EXPORT_RUNTIMES = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 
 

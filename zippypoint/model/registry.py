@@ -9,6 +9,8 @@ from pathlib import Path
 from zippypoint.model.config import ModelConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# the preset every command, extractor and export uses when none is named; the one place that says which it is
+DEFAULT_PRESET = "zippypoint"
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def _expected_sha256(preset: Preset) -> str | None:
     return None
 
 
-def create_model(name: str = "zippypoint", pretrained: bool = False, **overrides):
+def create_model(name: str = DEFAULT_PRESET, pretrained: bool = False, **overrides):
     """Build a preset with random weights; ``pretrained=True`` loads its shipped weights (strict)."""
     import dataclasses
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_MODEL = "zippypoint"
+from zippypoint.model.registry import DEFAULT_PRESET as DEFAULT_MODEL
+
 RANDOM_SEED = 0  # random weights are drawn from this seed, so two builds of "random" are the same network
 RANDOM_SHA256 = "random"
 

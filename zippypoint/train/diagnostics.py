@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zippypoint.model.registry import DEFAULT_PRESET
+
 SHIFTS = (0.5, 1.0, 2.0, 4.0)
 ANGLES = (0, 10, 20, 30, 40, 60)
 
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zippypoint.train.diagnostics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("test", choices=("dev", "shift", "rotation"))
-    parser.add_argument("--preset", default="zippypoint")
+    parser.add_argument("--preset", default=DEFAULT_PRESET)
     parser.add_argument("--weights", action="append", default=None, help="safetensors file or 'shipped' (repeatable)")
     parser.add_argument("--data", action="append", default=[], help="HPatches-layout folder (dev; repeatable)")
     parser.add_argument("--images", default="../shared/data/train-images", help="photo folder (shift, rotation)")
