@@ -218,3 +218,25 @@ def test_label_offsets_separate_nearby_points():
     offsets = label_offsets([(19.6, 0.395), (19.5, 0.395), (20.0, 0.40), (700.0, 0.4), (19.6, 0.9)])
     assert len(set(offsets[:3])) == 3  # three labels at one place get three heights
     assert offsets[3] == offsets[4] == 3  # far points keep the default
+
+
+def test_summary_compares_the_default_with_xfeat_and_the_paper_topology():
+    from zippypoint.bench.methods import headline, paper_headline
+    from zippypoint.bench.report import summary_lines
+    from zippypoint.bench.runner import summarize
+
+    def timed(fps):
+        return {"fps": fps, "end_to_end": {"min_ms": 1000.0 / fps}}
+
+    ours, paper = headline(), paper_headline()
+    assert ours != paper  # the default preset is not the paper topology
+    results = {"environment": {}, "resolutions": {"320x240": {"methods": {
+        ours: timed(150.0), paper: timed(30.0), "xfeat": timed(50.0), "zippypoint-fp:onnx-fp32": timed(10.0)}}}}
+    summary = summarize(results)
+    entry = summary["resolutions"]["320x240"]
+    assert summary["headline"] == ours and summary["paper"] == paper
+    assert entry["ours_over_xfeat"] == 3.0 and entry["ours_over_paper"] == 5.0
+    assert entry["speedup_over_fp_onnx"] == 3.0  # the paper topology against itself in full precision
+    assert entry["speedup_over_fp_pytorch"] is None  # not timed
+    text = summary_lines({"summary": summary, "environment": {}})[0]
+    assert "150.0 fps" in text and "ours/XFeat = 3.00" in text and "ours/paper = 5.00" in text

@@ -12,12 +12,12 @@ from zippypoint.cli import main
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    from zippypoint.model.registry import create_model
+    from zippypoint.model.registry import DEFAULT_PRESET, create_model
     from zippypoint.model.weights import save_weights
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "random.safetensors"
-    save_weights(create_model("zippypoint"), path, {"preset": "zippypoint"})
+    save_weights(create_model(DEFAULT_PRESET), path, {"preset": DEFAULT_PRESET})
     return path
 
 

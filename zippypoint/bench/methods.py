@@ -23,15 +23,18 @@ import platform
 import numpy as np
 
 from zippypoint.methods.base import MethodUnavailable, MutualMatching
+from zippypoint.model.registry import DEFAULT_PRESET
 from zippypoint.timing import StageClock
 
 # (preset, runtime) of our methods; names are "<preset>:<runtime>"
 OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8", "coreml")
 PEERS = ("orb", "sift", "xfeat", "aliked-t16", "aliked-n16", "disk")
-DEFAULT_METHODS = (
-    "zippypoint:pytorch", "zippypoint:onnx-fp32", "zippypoint:onnx-int8", "zippypoint:openvino",
-    "zippypoint:openvino-int8", "zippypoint:coreml", "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
-)
+PAPER_PRESET = "zippypoint"  # the faithful paper topology, timed beside the default
+DEFAULT_METHODS = tuple(dict.fromkeys((
+    *(f"{DEFAULT_PRESET}:{r}" for r in ("pytorch", "onnx-int8", "openvino", "openvino-int8", "coreml")),
+    *(f"{PAPER_PRESET}:{r}" for r in ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8")),
+    "zippypoint-fp:pytorch", "zippypoint-fp:onnx-fp32", *PEERS,
+)))
 _EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "openvino", "openvino-int8": "openvino-int8",
                   "coreml": "coreml"}
 MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
@@ -42,7 +45,14 @@ def headline() -> str:
     x86 without AMX, the int8 IR elsewhere; ``zippypoint.resolve.default_runtime``)."""
     from zippypoint.resolve import default_runtime
 
-    return f"zippypoint:{default_runtime('zippypoint')}"
+    return f"{DEFAULT_PRESET}:{default_runtime(DEFAULT_PRESET)}"
+
+
+def paper_headline() -> str:
+    """The paper topology on this machine's default runtime: what the default is compared with."""
+    from zippypoint.resolve import default_runtime
+
+    return f"{PAPER_PRESET}:{default_runtime(PAPER_PRESET)}"
 
 
 def check_method_name(name: str) -> None:

@@ -155,7 +155,7 @@ def markdown_report(results: dict) -> str:
 
 def summary_lines(results: dict) -> list[str]:
     summary = results.get("summary", {})
-    headline = summary.get("headline", "zippypoint:onnx-int8")
+    headline = summary.get("headline", "our default")
     lines = []
     for label, s in summary.get("resolutions", {}).items():
         if s.get("ours_fps") is None:
@@ -166,11 +166,14 @@ def summary_lines(results: dict) -> list[str]:
             verdict = "faster than" if s["faster_than_xfeat"] else "slower than"
             text += (f"; XFeat {s['xfeat_fps']:.1f} fps in the same run: ours/XFeat = {s['ours_over_xfeat']:.2f} "
                      f"({verdict} XFeat)")
+        if s.get("ours_over_paper") and summary.get("paper") != headline:
+            text += (f"; the paper topology (`{summary.get('paper')}`) {s['paper_fps']:.1f} fps, ours/paper = "
+                     f"{s['ours_over_paper']:.2f}")
         speedups = [f"{_ratio(s[k])} over {what}" for k, what in
                     (("speedup_over_fp_onnx", "ONNX Runtime fp32"), ("speedup_over_fp_pytorch", "PyTorch"))
                     if s.get(k)]
         if speedups:
-            text += "; speed-up over our full-precision preset `zippypoint-fp`: " + ", ".join(speedups)
+            text += "; the paper topology's speed-up over its full-precision preset `zippypoint-fp`: " + ", ".join(speedups)
         if results["environment"].get("oversubscribed") and s.get("ours_min_ms") and s.get("xfeat_min_ms"):
             text += (f". Oversubscribed machine: the fastest runs were ours {s['ours_min_ms']:.1f} ms, XFeat "
                      f"{s['xfeat_min_ms']:.1f} ms (ours/XFeat {s['xfeat_min_ms'] / s['ours_min_ms']:.2f} by fps)")

@@ -286,21 +286,23 @@ def _profiles(built: dict, exports, factory, resolutions, config: BenchmarkConfi
 
 
 def summarize(results: dict) -> dict:
-    """Per resolution: our headline runtime's fps, XFeat's, their ratio, and the speed-up over our
-    full-precision preset (ONNX Runtime fp32 and PyTorch), where those methods ran."""
-    from zippypoint.bench.methods import headline
+    """Per resolution: our headline runtime's fps (the default preset), XFeat's, their ratio, the paper topology's
+    fps on its default runtime, and that runtime's speed-up over the paper topology in full precision (ONNX Runtime
+    fp32 and PyTorch), where those methods ran."""
+    from zippypoint.bench.methods import headline, paper_headline
 
-    best = headline()
-    summary = {"headline": best, "resolutions": {}}
+    best, paper = headline(), paper_headline()
+    summary = {"headline": best, "paper": paper, "resolutions": {}}
     for label, res in results["resolutions"].items():
         fps_of = {name: m["fps"] for name, m in res["methods"].items()}
-        ours = fps_of.get(best)
-        entry = {"ours_fps": ours, "xfeat_fps": fps_of.get("xfeat"),
+        ours, paper_fps = fps_of.get(best), fps_of.get(paper)
+        entry = {"ours_fps": ours, "xfeat_fps": fps_of.get("xfeat"), "paper_fps": paper_fps,
                  "fp_onnx_fps": fps_of.get("zippypoint-fp:onnx-fp32"),
                  "fp_pytorch_fps": fps_of.get("zippypoint-fp:pytorch"), "orb_fps": fps_of.get("orb")}
-        for key, ref in (("ours_over_xfeat", "xfeat_fps"), ("speedup_over_fp_onnx", "fp_onnx_fps"),
-                         ("speedup_over_fp_pytorch", "fp_pytorch_fps")):
-            entry[key] = ours / entry[ref] if ours and entry[ref] else None
+        for key, num, ref in (("ours_over_xfeat", ours, "xfeat_fps"), ("ours_over_paper", ours, "paper_fps"),
+                              ("speedup_over_fp_onnx", paper_fps, "fp_onnx_fps"),
+                              ("speedup_over_fp_pytorch", paper_fps, "fp_pytorch_fps")):
+            entry[key] = num / entry[ref] if num and entry[ref] else None
         entry["faster_than_xfeat"] = None if entry["ours_over_xfeat"] is None else entry["ours_over_xfeat"] > 1
         # the fastest runs: on a loaded machine the closest to what each method costs alone
         for key, name in (("ours_min_ms", best), ("xfeat_min_ms", "xfeat")):

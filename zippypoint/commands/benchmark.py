@@ -21,10 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for torch, OpenCV, ONNX Runtime and faiss alike (default: all usable cores)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated, from: zippypoint:pytorch, zippypoint:onnx-fp32, zippypoint:onnx-int8, "
-                   "zippypoint:openvino, zippypoint:openvino-int8, zippypoint:coreml (macOS), zippypoint-fp:pytorch, "
-                   "zippypoint-fp:onnx-fp32 (any "
-                   "<preset>:<runtime>), orb, sift, xfeat, aliked-t16, aliked-n16, disk (default: all of these)")
+                   help="comma-separated <preset>:<runtime> (runtimes pytorch, onnx-fp32, onnx-int8, openvino, "
+                   "openvino-int8, coreml on macOS) and peers orb, sift, xfeat, aliked-t16, aliked-n16, disk "
+                   "(default: the default preset's and the paper topology's (zippypoint) runtimes, zippypoint-fp "
+                   "in PyTorch and ONNX Runtime fp32, and all peers)")
     p.add_argument("--images", default=None,
                    help="comma-separated photos to time on, at least two (default: images 1 and 2 of the first "
                    "sequence under --data)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from zippypoint.model.registry import DEFAULT_PRESET
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate-pose", help="relative pose AUC@5/10/20 on pairs_with_gt.txt files",
@@ -33,7 +35,7 @@ def register(sub) -> None:
     m.set_defaults(func=make_pairs)
 
 
-DEFAULT_METHODS = ("onnx-int8:zippypoint", "orb", "sift", "xfeat", "aliked-n16")
+DEFAULT_METHODS = (f"onnx-int8:{DEFAULT_PRESET}", "orb", "sift", "xfeat", "aliked-n16")
 
 
 def make_pairs(args: argparse.Namespace) -> int:
