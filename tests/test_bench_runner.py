@@ -221,14 +221,14 @@ def test_label_offsets_separate_nearby_points():
 
 
 def test_summary_compares_the_default_with_xfeat_and_the_paper_topology():
-    from zippypoint.bench.methods import headline, paper_headline
+    from zippypoint.bench.methods import PAPER_PRESET, headline
     from zippypoint.bench.report import summary_lines
     from zippypoint.bench.runner import summarize
 
     def timed(fps):
         return {"fps": fps, "end_to_end": {"min_ms": 1000.0 / fps}}
 
-    ours, paper = headline(), paper_headline()
+    ours, paper = headline(), headline(PAPER_PRESET)
     assert ours != paper  # the default preset is not the paper topology
     results = {"environment": {}, "resolutions": {"320x240": {"methods": {
         ours: timed(150.0), paper: timed(30.0), "xfeat": timed(50.0), "zippypoint-fp:onnx-fp32": timed(10.0)}}}}

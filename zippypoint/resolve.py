@@ -24,7 +24,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from zippypoint.model.resolver import DEFAULT_MODEL, ModelChoice, build_network, resolve_model
+from zippypoint.model.registry import DEFAULT_PRESET
+from zippypoint.model.resolver import ModelChoice, build_network, resolve_model
 
 __all__ = ["RUNTIMES", "ModelChoice", "available_runtimes", "build_extractor", "build_network", "model_file",
            "resolve_model"]
@@ -40,7 +41,7 @@ def available_runtimes() -> tuple[str, ...]:
     return RUNTIMES if has_openvino else tuple(r for r in RUNTIMES if r not in _OPENVINO)
 
 
-def default_runtime(model: str | Path = DEFAULT_MODEL, weights: str | Path | None = None) -> str:
+def default_runtime(model: str | Path = DEFAULT_PRESET, weights: str | Path | None = None) -> str:
     """The runtime used when none is named: for a preset whose exports ship in the package (its shipped weights,
     no ``weights`` file) the fastest of them here -- where OpenVINO is installed "openvino" (the 1-bit IR) on x86
     CPUs without AMX and "openvino-int8" elsewhere (docs/isa-levels.md), else
@@ -80,7 +81,7 @@ def model_file(model: str | Path, runtime: str, weights: str | Path | None = Non
     return exported_model_path(str(model), runtime, weights=weights)
 
 
-def build_extractor(model: str | Path = DEFAULT_MODEL, runtime: str = "torch", weights: str | Path | None = None,
+def build_extractor(model: str | Path = DEFAULT_PRESET, runtime: str = "torch", weights: str | Path | None = None,
                     config=None, threads: int | None = None, *, random_weights: bool = False):
     """A ready extractor for ``model`` (a preset, or for the export runtimes a model file) on ``runtime``.
 

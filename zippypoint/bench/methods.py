@@ -23,13 +23,12 @@ import platform
 import numpy as np
 
 from zippypoint.methods.base import MethodUnavailable, MutualMatching
-from zippypoint.model.registry import DEFAULT_PRESET
+from zippypoint.model.registry import DEFAULT_PRESET, PAPER_PRESET
 from zippypoint.timing import StageClock
 
 # (preset, runtime) of our methods; names are "<preset>:<runtime>"
 OUR_RUNTIMES = ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8", "coreml")
 PEERS = ("orb", "sift", "xfeat", "aliked-t16", "aliked-n16", "disk")
-PAPER_PRESET = "zippypoint"  # the faithful paper topology, timed beside the default
 DEFAULT_METHODS = tuple(dict.fromkeys((
     *(f"{DEFAULT_PRESET}:{r}" for r in ("pytorch", "onnx-int8", "openvino", "openvino-int8", "coreml")),
     *(f"{PAPER_PRESET}:{r}" for r in ("pytorch", "onnx-fp32", "onnx-int8", "openvino", "openvino-int8")),
@@ -40,19 +39,13 @@ _EXPORT_FORMAT = {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8", "openvino": "op
 MATCHER = "mutual nearest neighbour (zippypoint.methods.matching: match_hamming / L2)"
 
 
-def headline() -> str:
-    """The method the summary reports: the default preset on the default runtime of this machine (the 1-bit IR on
-    x86 without AMX, the int8 IR elsewhere; ``zippypoint.resolve.default_runtime``)."""
+def headline(preset: str = DEFAULT_PRESET) -> str:
+    """The method the summary reports for ``preset`` (the default one, or ``PAPER_PRESET`` to compare with): that
+    preset on the default runtime of this machine (the 1-bit IR on x86 without AMX, the int8 IR elsewhere;
+    ``zippypoint.resolve.default_runtime``)."""
     from zippypoint.resolve import default_runtime
 
-    return f"{DEFAULT_PRESET}:{default_runtime(DEFAULT_PRESET)}"
-
-
-def paper_headline() -> str:
-    """The paper topology on this machine's default runtime: what the default is compared with."""
-    from zippypoint.resolve import default_runtime
-
-    return f"{PAPER_PRESET}:{default_runtime(PAPER_PRESET)}"
+    return f"{preset}:{default_runtime(preset)}"
 
 
 def check_method_name(name: str) -> None:

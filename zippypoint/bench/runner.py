@@ -289,9 +289,9 @@ def summarize(results: dict) -> dict:
     """Per resolution: our headline runtime's fps (the default preset), XFeat's, their ratio, the paper topology's
     fps on its default runtime, and that runtime's speed-up over the paper topology in full precision (ONNX Runtime
     fp32 and PyTorch), where those methods ran."""
-    from zippypoint.bench.methods import headline, paper_headline
+    from zippypoint.bench.methods import PAPER_PRESET, headline
 
-    best, paper = headline(), paper_headline()
+    best, paper = headline(), headline(PAPER_PRESET)
     summary = {"headline": best, "paper": paper, "resolutions": {}}
     for label, res in results["resolutions"].items():
         fps_of = {name: m["fps"] for name, m in res["methods"].items()}

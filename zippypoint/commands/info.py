@@ -67,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']}: {r['description']}; input {r['input']}; default runtime here: {r['default_runtime']}")
     from zippypoint.machine import cpu_model, isa_flags, prefers_one_bit_ir
-    from zippypoint.model.registry import DEFAULT_PRESET
+    from zippypoint.model.registry import DEFAULT_PRESET, PAPER_PRESET
 
     print(f"\ndefault preset: {DEFAULT_PRESET} (what every command runs without --model; the paper topology is "
-          "`zippypoint`)")
+          f"`{PAPER_PRESET}`)")
 
     flags = isa_flags()
     why = ("x86 without AMX: the packaged 1-bit OpenVINO IR by default, the faster one there"

@@ -117,16 +117,19 @@ def compare(results: dict, method_a: str, method_b: str, metrics=METRICS, resolu
             continue
         sequences = sorted({s for s, _, _ in rows})
         unit = "sequences" if len(sequences) >= MIN_CLUSTERS else "pairs"
-        clusters = sequences if unit == "sequences" else list(range(len(rows)))
-        index = {s: i for i, s in enumerate(sequences)}
-        seq = np.array([index[s] for s, _, _ in rows]) if unit == "sequences" else np.arange(len(rows))
+        if unit == "sequences":
+            index = {s: i for i, s in enumerate(sequences)}
+            seq = np.array([index[s] for s, _, _ in rows])
+        else:
+            seq = np.arange(len(rows))
+        clusters = int(seq.max()) + 1
         a = np.array([r[1] for r in rows])
         b = np.array([r[2] for r in rows])
         diff = a - b
         # per sequence: sum of differences and number of pairs, so a resample's mean is a ratio of sums
-        sums = np.bincount(seq, weights=diff, minlength=len(clusters))
-        counts = np.bincount(seq, minlength=len(clusters)).astype(float)
-        draws = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
+        sums = np.bincount(seq, weights=diff, minlength=clusters)
+        counts = np.bincount(seq, minlength=clusters).astype(float)
+        draws = rng.integers(0, clusters, size=(resamples, clusters))
         boot = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
         low, high = np.quantile(boot, [0.025, 0.975])
         out.append(Comparison(data, resolution, metric, len(rows), len(sequences), unit, float(a.mean()),

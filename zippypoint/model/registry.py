@@ -11,6 +11,7 @@ from zippypoint.model.config import ModelConfig
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # the preset every command, extractor and export uses when none is named; the one place that says which it is
 DEFAULT_PRESET = "zippypoint-slim-h64"
+PAPER_PRESET = "zippypoint"  # the faithful paper topology, kept beside the default
 
 
 @dataclass(frozen=True)

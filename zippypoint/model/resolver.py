@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from zippypoint.model.registry import DEFAULT_PRESET as DEFAULT_MODEL
+from zippypoint.model.registry import DEFAULT_PRESET
 
 RANDOM_SEED = 0  # random weights are drawn from this seed, so two builds of "random" are the same network
 RANDOM_SHA256 = "random"
@@ -35,7 +35,7 @@ class ModelChoice:
         return f"{name} (sha256 {self.sha256[:12]})"
 
 
-def resolve_model(preset: str = DEFAULT_MODEL, weights: str | Path | None = None, *, random_weights: bool = False,
+def resolve_model(preset: str = DEFAULT_PRESET, weights: str | Path | None = None, *, random_weights: bool = False,
                   fallback_random: bool = False) -> ModelChoice:
     """Pick the weights of ``preset``: ``weights`` (a safetensors file) if given, else the shipped ones, else
     random ones when ``fallback_random``; ``random_weights`` forces random ones. Raises ValueError for an
