@@ -116,6 +116,10 @@ def test_our_methods_time_the_stages_of_the_shared_extractor(photos, tmp_path):
     assert isinstance(method.extractor, StagedExtractor)
     feats, stages = method.run(resize_image(read_image_bgr(photos[0]), (160, 120)))
     assert set(stages) == {"pre", "network", "post"} and 0 < len(feats["scores"]) <= 100
+    image = resize_image(read_image_bgr(photos[0]), (160, 120))
+    whole = method.extractor.extract(image)  # the timed stages are the path extract runs
+    for key in ("keypoints", "scores", "descriptors"):
+        np.testing.assert_array_equal(feats[key], whole[key])
     pairs = method.match(feats, feats)
     assert pairs.dtype == np.int64 and pairs.shape[1] == 2 and 0 < len(pairs) <= len(feats["scores"])
 

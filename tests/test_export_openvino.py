@@ -307,3 +307,24 @@ def test_infer_returns_maps_that_the_next_run_does_not_overwrite_and_extract_agr
     via_infer, via_extract = ex.postprocess(dense, info), ex.extract(first)
     for key in ("keypoints", "scores", "descriptors"):
         np.testing.assert_array_equal(via_infer[key], via_extract[key])
+
+
+def test_the_staged_network_path_is_the_one_extract_runs():
+    """The benchmark times ``prepare`` / ``network`` / ``postprocess``: those stages must give what ``extract``
+    gives (u8 codes and shared buffers included), and ``network`` must differ from ``infer`` only in form."""
+    from zippypoint.runtime.model_cache import packaged_model_path
+
+    path = packaged_model_path("zippypoint-slim-h64", "openvino")
+    if path is None:
+        pytest.skip("no packaged OpenVINO IR of zippypoint-slim-h64")
+    ex = OpenVinoExtractor(path, max_keypoints=150)
+    image = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    batch, info = ex.prepare(image)
+    staged = ex.postprocess(ex.network(batch), info)
+    assert ex.network(batch)["descriptors"].dtype == np.uint8  # the codes, not the dequantised map
+    via_infer = ex.postprocess(ex.infer(batch), info)
+    whole = ex.extract(image)
+    assert 0 < len(whole["scores"]) <= 150
+    for key in ("keypoints", "scores", "descriptors"):
+        np.testing.assert_array_equal(staged[key], whole[key])
+        np.testing.assert_array_equal(via_infer[key], whole[key])

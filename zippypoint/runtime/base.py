@@ -115,10 +115,16 @@ class StagedExtractor:
         feats["keypoints"] = info.to_original(feats["keypoints"])
         return feats
 
+    def network(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The dense maps of ``batch`` as ``extract`` hands them to ``postprocess``: ``infer`` here; a runtime may
+        return them in a form only the post-processing reads (views of its output buffers valid until its next
+        run, integer descriptor codes, channels last), which ``postprocess`` turns into the same features."""
+        return self.infer(batch)
+
     def extract(self, image) -> dict[str, np.ndarray]:
         """One image (path or numpy array, BGR/gray as OpenCV decodes) -> features dict (see module docstring)."""
         batch, info = self.prepare(image)
-        return self.postprocess(self.infer(batch), info)
+        return self.postprocess(self.network(batch), info)
 
     def __call__(self, image) -> dict[str, np.ndarray]:
         return self.extract(image)

@@ -121,12 +121,11 @@ class OpenVinoExtractor(ExportedExtractor):
         """
         return self._run(batch, share_outputs=False)
 
-    def extract(self, image) -> dict[str, np.ndarray]:
-        """One image -> features dict (see the module docstring)."""
-        batch, info = self.prepare(image)
-        # the features are new arrays, so the maps may stay in the request's output buffers (no copy of them); the
-        # descriptor map may stay u8 codes: the top-64 bits of a bilinear blend are those of the dequantised map
-        return self.postprocess(self._run(batch, share_outputs=True, dequantize=False), info)
+    def network(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """``infer`` as ``extract`` uses it: the maps stay in the request's output buffers (valid until the next run
+        of the same input size; the features made from them are new arrays), and the descriptor map may stay u8
+        codes (the top-64 bits of a bilinear blend of codes are those of the dequantised map)."""
+        return self._run(batch, share_outputs=True, dequantize=False)
 
     def _run(self, batch: np.ndarray, *, share_outputs: bool, dequantize: bool = True) -> dict[str, np.ndarray]:
         """``infer``; with ``share_outputs`` the maps are views of the request's output buffers, valid until the
