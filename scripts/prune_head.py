@@ -46,18 +46,9 @@ def choose_channels(feat, net, width: int):
 
 def refit_outputs(feat, outs, keep, ridge: float = 1e-3):
     """Least-squares weights (O, K, 3, 3) and biases (O,) mapping 3x3 patches of channels ``keep`` to ``outs``."""
-    import torch
-    import torch.nn.functional as F
+    from zippypoint.train.refit import ridge_conv_fit
 
-    x = F.unfold(feat[:, keep], 3, padding=1)  # (N, K*9, L)
-    x = x.transpose(1, 2).reshape(-1, x.shape[1]).double()
-    x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], 1)
-    y = outs.flatten(2).transpose(1, 2).reshape(-1, outs.shape[1]).double()
-    gram = x.T @ x
-    gram += ridge * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
-    sol = torch.linalg.solve(gram, x.T @ y)  # (K*9 + 1, O)
-    weight = sol[:-1].T.reshape(outs.shape[1], len(keep), 3, 3).float()
-    return weight, sol[-1].float()
+    return ridge_conv_fit(feat[:, keep], outs, 3, ridge)
 
 
 def pruned_state(wide, narrow, keep, weight, bias) -> dict:
@@ -112,6 +103,7 @@ def main(argv=None) -> int:
     from zippypoint.model.network import ZippyPointNet
     from zippypoint.model.registry import create_model, get_preset
     from zippypoint.model.weights import read_state_dict, save_weights, sha256_file
+    from zippypoint.train.refit import relative_error
 
     preset = get_preset(args.preset)
     if not preset.config.shared_head or preset.config.in_channels != 1:
@@ -131,7 +123,7 @@ def main(argv=None) -> int:
     check = load_photos(args.photos, 8, (320, 240))
     _, approx = head_features(narrow, check)
     _, target = head_features(wide, check)
-    rel = ((approx - target).pow(2).mean(dim=(0, 2, 3)) / target.var(dim=(0, 2, 3)).clamp_min(1e-12))
+    rel = relative_error(approx, target)
     print(f"kept {args.width} of {hw} head channels; relative error of the refitted outputs: score "
           f"{rel[0]:.3f}, location {rel[1:3].mean():.3f}, descriptor {rel[3:].mean():.3f}")
     sha = save_weights(narrow, args.out, {"preset": f"{args.preset} head_width={args.width}",

@@ -17,7 +17,10 @@ from zippypoint.model.registry import create_model, get_preset
 LEAN_OPTIONS = [dict(stem_stride=2), dict(shared_head=True), dict(descriptor_stride=8),
                 dict(descriptor_stride=8, head_width=128), dict(stem_stride=2, descriptor_stride=8, shared_head=True),
                 dict(stage_blocks=(1, 2, 1, 2)),
-                dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128, stage_blocks=(1, 1, 1, 1))]
+                dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128, stage_blocks=(1, 1, 1, 1)),
+                dict(descriptor_kernel=1),
+                dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=64, stage_blocks=(1, 1, 1, 1),
+                     widths=(32, 32, 64, 128, 128), descriptor_kernel=1)]
 
 
 def _random_bn(model):
@@ -64,12 +67,12 @@ def test_lean_preset_is_cheaper_and_validated():
     assert c["macs"] < 0.4 * 40.7e9 and c["binary_macs"] == count_complexity(create_model("zippypoint"), 480,
                                                                                640)["binary_macs"]
     for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1), dict(stage_blocks=(2, 2, 3, 2)),
-                dict(stage_blocks=(1, 1, 1))):
+                dict(stage_blocks=(1, 1, 1)), dict(descriptor_kernel=2)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ModelConfig(**bad)
 
 
-@pytest.mark.parametrize("preset, binary", [("zippypoint-lean", 8), ("zippypoint-slim", 4)])
+@pytest.mark.parametrize("preset, binary", [("zippypoint-lean", 8), ("zippypoint-slim", 4), ("zippypoint-tiny", 4)])
 def test_lean_presets_extract_and_export_one_1bit_kernel_per_block(tmp_path, preset, binary):
     pytest.importorskip("openvino")
     from export_helpers import PHOTOS, require_photos
@@ -136,3 +139,13 @@ def test_slim_preset_starts_from_the_lean_first_blocks():
     with pytest.raises(KeyError, match="block1a"):
         script.slim_state_from_lean({k: v for k, v in lean.items() if not k.startswith("block1a.")},
                                     slim.state_dict().keys())
+
+
+def test_tiny_preset_cuts_stage_four_and_the_descriptor_conv():
+    slim, tiny = create_model("zippypoint-slim-h64"), create_model("zippypoint-tiny")
+    assert tiny.block4b.shortcut.__class__.__name__ == "Identity" and tiny.desc_out.kernel_size == (1, 1)
+    assert tiny.head_conv.conv.in_channels == 128 and tiny.desc_out.in_channels == 64
+    a, b = count_complexity(slim, 480, 640), count_complexity(tiny, 480, 640)
+    assert b["macs"] < 0.75 * a["macs"] and b["binary_macs"] < a["binary_macs"]
+    out = tiny.eval()(torch.rand(1, 1, 48, 64))
+    assert out["descriptors"].shape == (1, 256, 6, 8) and out["scores"].shape == (1, 1, 6, 8)

@@ -88,3 +88,20 @@ def test_teacher_runs_the_deployed_int8_file_like_the_extractor(photo_bgr):
     assert np.abs(dense["scores"].numpy() - ref["scores"]).mean() < 0.02
     stem = teacher.stem(torch.from_numpy(rgb))
     assert stem.shape == (1, teacher.stem_channels, 48, 64)
+
+
+def test_a_gray_teacher_sees_the_deployed_luma_of_the_rgb_batch(photo_bgr):
+    import numpy as np
+
+    from zippypoint.resolve import build_extractor
+    from zippypoint.train.data import network_input
+
+    teacher = NetworkTeacher("zippypoint-slim-h64", threads=2).load()
+    rgb = torch.from_numpy(np.ascontiguousarray(photo_bgr[:96, :128, ::-1].transpose(2, 0, 1)).astype(np.float32)
+                           [None] / 255)
+    dense = teacher.dense(rgb)
+    assert dense["scores"].shape == (1, 1, 12, 16) and dense["descriptors"].shape == (1, 256, 12, 16)
+    gray = network_input(rgb, 1).numpy()
+    ref = build_extractor("zippypoint-slim-h64", teacher.runtime).infer(np.ascontiguousarray(gray))
+    np.testing.assert_allclose(dense["scores"].numpy(), ref["scores"], atol=1e-6)
+    assert teacher.stem(rgb).shape == (1, teacher.stem_channels, 48, 64)

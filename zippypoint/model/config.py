@@ -28,6 +28,7 @@ class ModelConfig:
     descriptor_stride: int = 4  # 4: descriptor head upsampled to H/4 by pixel shuffle (paper); 8: descriptors at H/8, no upsampling
     shared_head: bool = False  # True: one int8 3x3 conv feeds the score, location and descriptor outputs
     head_width: int = 0  # channels of the int8 3x3 head convs (score, location, first descriptor conv); 0 = c4
+    descriptor_kernel: int = 3  # kernel of the int8 descriptor output conv (3: the paper; 1: a ninth of its cost)
     # binary residual blocks in each of the four stages (1 or 2; the paper has 2). A one-block stage keeps the
     # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4
     stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
@@ -47,6 +48,8 @@ class ModelConfig:
             raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
         if self.descriptor_stride not in (4, 8):
             raise ValueError(f"descriptor_stride must be 4 or 8, got {self.descriptor_stride}")
+        if self.descriptor_kernel not in (1, 3):
+            raise ValueError(f"descriptor_kernel must be 1 or 3, got {self.descriptor_kernel}")
         if self.head_width < 0:
             raise ValueError(f"head_width must be >= 0 (0 = c4), got {self.head_width}")
         if len(self.stage_blocks) != 4 or any(n not in (1, 2) for n in self.stage_blocks):

@@ -142,12 +142,13 @@ class ZippyPointNet(nn.Module):
         d = cfg.descriptor_dim
         if not cfg.shared_head:
             self.desc_conv1 = ConvBNAct(cfg, c4, hw, 3, r)
+        k = cfg.descriptor_kernel
         if cfg.descriptor_stride == 4:
             self.desc_conv2 = ConvBNAct(cfg, hw, 2 * c4, 3, r, act=False)
             self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
-            self.desc_out = Int8Conv2d(d, d, 3, padding=1, bias=True, quantized=q)
+            self.desc_out = Int8Conv2d(d, d, k, padding=k // 2, bias=True, quantized=q)
         else:
-            self.desc_out = Int8Conv2d(hw, d, 3, padding=1, bias=True, quantized=q)
+            self.desc_out = Int8Conv2d(hw, d, k, padding=k // 2, bias=True, quantized=q)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         return backbone_features(self, x)

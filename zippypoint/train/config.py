@@ -13,7 +13,7 @@ from zippypoint.train.homography import HomographyConfig
 from zippypoint.train.losses import LossConfig
 
 STAGES = ("full", "quantize", "descriptor")
-TEACHERS = ("aliked-t16", "aliked-n16", "zippypoint")
+TEACHERS = ("aliked-t16", "aliked-n16", "zippypoint", "zippypoint-slim-h64")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class TrainConfig:
     ana: dict[str, Any] | None = None  # AnnealingConfig fields (quantize stage); None = plain STE
     ana_targets: str = "binary"  # which quantisers ANA drives: "binary" (sign) or "all" (sign + int8 activations)
     exclude_dev: bool = True  # leave out the fixed development split (zippypoint.train.split) entirely
-    # distillation teacher: "aliked-t16", "aliked-n16" (zippypoint.train.distill) or "zippypoint" (the shipped paper
-    # model, zippypoint.train.network_teacher); None = self-supervised only
+    # distillation teacher: "aliked-t16", "aliked-n16" (zippypoint.train.distill) or "zippypoint" / "zippypoint-slim-h64"
+    # (a shipped network, zippypoint.train.network_teacher); None = self-supervised only
     teacher: str | None = None
     snapshot_every: int = 0  # steps between kept weight snapshots (step_NNNNNN.safetensors) for selection; 0 = none
     loss: LossConfig = field(default_factory=LossConfig)

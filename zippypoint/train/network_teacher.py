@@ -1,9 +1,10 @@
 """Distillation from a trained ZippyPoint network into another topology (docs/design.md §8).
 
-The teacher is a preset with shipped weights (by default ``zippypoint``, the paper topology) run through its
+The teacher is a preset with shipped weights (``zippypoint``, the paper topology, or ``zippypoint-slim-h64``, the
+default, for the presets cut from it) run through its
 deployed int8 model (the packaged OpenVINO IR, or the int8 ONNX file without OpenVINO), so the student learns
 what users of the teacher actually get. It sees the same augmented source and target images as the student (in
-RGB; a gray student sees their channel mean). Losses, on the student's dense maps against the teacher's:
+RGB; a gray network, student or teacher, sees their deployed luma). Losses, on the student's dense maps against the teacher's:
 
 - score: binary cross-entropy to the teacher's per-cell score (border cells excluded);
 - location: L1 pixel distance between the two keypoints of a cell, weighted by the teacher's score;
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zippypoint.train.data import network_input
 from zippypoint.train.losses import (
     LossConfig,
     _sq_dist,
@@ -33,7 +35,7 @@ from zippypoint.train.losses import (
     straight_through_codes,
 )
 
-NETWORK_TEACHERS = ("zippypoint",)
+NETWORK_TEACHERS = ("zippypoint", "zippypoint-slim-h64")
 
 
 class NetworkTeacher:
@@ -67,9 +69,11 @@ class NetworkTeacher:
 
     @torch.no_grad()
     def dense(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B,3,H,W) RGB in [0,1] -> the teacher's dense maps (scores, keypoints, descriptors) as tensors."""
+        """(B,3,H,W) RGB in [0,1] -> the teacher's dense maps (scores, keypoints, descriptors) as tensors (a gray
+        teacher sees the deployed luma of the batch)."""
         if self._run is None:
             raise RuntimeError("call load() before using the teacher")
+        images = network_input(images, self._stem.config.in_channels)
         batch = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return {k: torch.from_numpy(np.array(v)).to(images.device) for k, v in self._run(batch).items()}
 
@@ -79,6 +83,7 @@ class NetworkTeacher:
         if self._stem is None:
             raise RuntimeError("call load() before using the teacher")
         net = self._stem
+        images = network_input(images, net.config.in_channels)
         x = net.conv_in((images - 0.5) * net.config.input_scale)
         return net.down1(x) if net.down1 is not None else x
 

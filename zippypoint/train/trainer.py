@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from zippypoint.train.config import TrainConfig
+from zippypoint.train.network_teacher import NETWORK_TEACHERS
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.safetensors"
@@ -242,7 +243,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     teacher = network_teacher = None
     stem_out: list[torch.Tensor] = []
-    if cfg.teacher == "zippypoint":
+    if cfg.teacher in NETWORK_TEACHERS:
         from zippypoint.train.network_teacher import NetworkTeacher
 
         network_teacher = NetworkTeacher(cfg.teacher, threads=torch.get_num_threads()).load()

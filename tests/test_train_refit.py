@@ -1,0 +1,56 @@
+"""The least-squares conv refit behind the presets cut from wider ones, and the tiny preset's cut."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from zippypoint.train.refit import relative_error, ridge_conv_fit
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_ridge_fit_recovers_a_known_convolution(kernel):
+    g = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(6, 4, kernel, padding=kernel // 2)
+    feat = torch.randn(5, 6, 12, 14, generator=g)
+    with torch.no_grad():
+        target = conv(feat)
+    weight, bias = ridge_conv_fit(feat, target, kernel, ridge=1e-9)
+    assert weight.shape == (4, 6, kernel, kernel) and bias.shape == (4,)
+    torch.testing.assert_close(weight, conv.weight.detach(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(bias, conv.bias.detach(), atol=1e-4, rtol=1e-4)
+    fitted = torch.nn.functional.conv2d(feat, weight, bias, padding=kernel // 2)
+    assert float(relative_error(fitted, target).max()) < 1e-8
+
+
+def test_ridge_fit_rejects_mismatched_shapes_and_even_kernels():
+    with pytest.raises(ValueError, match="share N, h, w"):
+        ridge_conv_fit(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 5), 3)
+    with pytest.raises(ValueError, match="odd"):
+        ridge_conv_fit(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4), 2)
+
+
+def test_shrinking_slim_h64_to_tiny_starts_close_to_it():
+    import importlib.util
+    from pathlib import Path
+
+    from export_helpers import PHOTOS, require_photos
+
+    from zippypoint.model.registry import create_model
+
+    require_photos()
+    spec = importlib.util.spec_from_file_location("shrink_stage4", Path(__file__).parents[1] / "scripts" /
+                                                  "shrink_stage4.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from prune_head import load_photos
+
+    wide = create_model("zippypoint-slim-h64", pretrained=True).eval()
+    tiny = create_model("zippypoint-tiny").eval()
+    fit = module.shrink(wide, tiny, load_photos(Path(PHOTOS), 6, (160, 120)))
+    # everything before stage 4 is the wide network's; the refitted signals explain most of the wide ones
+    assert torch.equal(tiny.block3b.conv.weight, wide.block3b.conv.weight)
+    assert fit["score"] < 0.3 and fit["head"] < 0.5 and fit["descriptor"] < 0.8
