@@ -77,13 +77,15 @@ register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head_width=64),
                 "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from zippypoint)",
                 weights="zippypoint-slim-h64.safetensors"))
 # the slim-h64 preset without the widening in stage 4 (c4 = 128: its binary block keeps 128 channels with an
-# identity shortcut, and the shared head reads 128 channels) and with a 1x1 descriptor output conv; about 0.77x
-# slim-h64's network latency on OpenVINO at 320x240 and 640x480 (docs/search.md, "Tiny"). Starts from the
+# identity shortcut, and the shared head reads 128 channels) and with a 1x1 descriptor output conv; about 0.8x
+# slim-h64's network latency on OpenVINO at 320x240 and 640x480 (docs/search.md, "Tiny"), below it in matching
+# (README, Training, "A faster preset"). Starts from the
 # slim-h64 weights cut and refitted (scripts/shrink_stage4.py), then distilled from zippypoint-slim-h64
 register(Preset("zippypoint-tiny", dataclasses.replace(SLIM, head_width=64, widths=(32, 32, 64, 128, 128),
                                                        descriptor_kernel=1),
                 "slim-h64 with 128 channels in stage 4 and a 1x1 descriptor conv (gray, mixed precision; "
-                "distilled from zippypoint-slim-h64)"))
+                "distilled from zippypoint-slim-h64)",
+                weights="zippypoint-tiny.safetensors"))
 
 
 def list_models() -> list[str]:
