@@ -20,14 +20,16 @@ from pathlib import Path
 WIDE, NARROW = "zippypoint-slim-h64", "zippypoint-tiny"
 
 
-def stage3_features(net, images):
-    """The input of block4b (after stage 3) of ``net`` on ``images`` (N, 1, H, W) in [0, 1]."""
-    from zippypoint.model.network import _stage
-
-    x = net.conv_in((images - 0.5) * net.config.input_scale)
-    x = _stage(net, 1, x)
-    x = _stage(net, 2, net.down2(x))
-    return _stage(net, 3, net.down3(x))
+def stage4_input(net, images):
+    """The input of block4b (the output of stage 3) of ``net`` on ``images`` (N, 1, H, W) in [0, 1], taken from the
+    network's own backbone pass."""
+    captured = []
+    handle = net.block4b.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
+    try:
+        net.backbone((images - 0.5) * net.config.input_scale)
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def outputs(net, head):
@@ -49,7 +51,7 @@ def shrink(wide, narrow, images, ridge: float = 1e-3) -> dict[str, float]:
                 ("block4b.", "head_conv.", "score_out.", "loc_out.", "desc_out.")):
             state[key] = value.clone()
     with torch.no_grad():
-        x3 = stage3_features(wide, images)
+        x3 = stage4_input(wide, images)
         f_wide = wide.block4b(x3)
         z_wide = wide.head_conv.conv(f_wide)  # before the BatchNorm
         out_wide = outputs(wide, wide.head_conv(f_wide))
@@ -58,9 +60,8 @@ def shrink(wide, narrow, images, ridge: float = 1e-3) -> dict[str, float]:
         keep = torch.sort(torch.topk(carry, narrow.config.widths[4]).indices).values
         for name in ("conv.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
             state[f"block4b.{name}"] = wide.state_dict()[f"block4b.{name}"][keep].clone()
-        for name in ("bn.weight", "bn.bias", "bn.running_var"):
+        for name in ("bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"):
             state[f"head_conv.{name}"] = wide.state_dict()[f"head_conv.{name}"].clone()
-        state["head_conv.bn.running_mean"] = wide.state_dict()["head_conv.bn.running_mean"].clone()
         narrow.load_state_dict(state, strict=True)
         f_narrow = narrow.block4b(x3)
         weight, bias = ridge_conv_fit(f_narrow, z_wide, 3, ridge)

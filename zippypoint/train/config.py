@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from zippypoint.train.data import PhotometricConfig
+from zippypoint.train.distill import TEACHERS as PEER_TEACHERS
 from zippypoint.train.homography import HomographyConfig
 from zippypoint.train.losses import LossConfig
+from zippypoint.train.network_teacher import NETWORK_TEACHERS
 
 STAGES = ("full", "quantize", "descriptor")
-TEACHERS = ("aliked-t16", "aliked-n16", "zippypoint", "zippypoint-slim-h64")
+TEACHERS = PEER_TEACHERS + NETWORK_TEACHERS  # the two teacher kinds, each listed where it is implemented
 
 
 @dataclass(frozen=True)

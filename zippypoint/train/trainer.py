@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from zippypoint.train.config import TrainConfig
-from zippypoint.train.network_teacher import NETWORK_TEACHERS
+from zippypoint.train.network_teacher import NETWORK_TEACHERS, NetworkTeacher, network_distillation_losses
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.safetensors"
@@ -244,8 +244,6 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     teacher = network_teacher = None
     stem_out: list[torch.Tensor] = []
     if cfg.teacher in NETWORK_TEACHERS:
-        from zippypoint.train.network_teacher import NetworkTeacher
-
         network_teacher = NetworkTeacher(cfg.teacher, threads=torch.get_num_threads()).load()
         lean_stem = getattr(model, "down1", True) is None and model.config.widths[1] == network_teacher.stem_channels
         if lean_stem and cfg.loss.teacher_feature_weight > 0:
@@ -372,8 +370,6 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
             losses["total"] = cfg.loss.homographic_weight * losses["total"]
             t_teacher = 0.0
             if network_teacher is not None:
-                from zippypoint.train.network_teacher import network_distillation_losses
-
                 t0 = time.time()
                 rgb = torch.cat([batch["source"], batch["target"]]).to(dev)
                 stem = (stem_out[-1], network_teacher.stem(rgb)) if stem_out else None
