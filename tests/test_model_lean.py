@@ -20,7 +20,9 @@ LEAN_OPTIONS = [dict(stem_stride=2), dict(shared_head=True), dict(descriptor_str
                 dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=128, stage_blocks=(1, 1, 1, 1)),
                 dict(descriptor_kernel=1),
                 dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=64, stage_blocks=(1, 1, 1, 1),
-                     widths=(32, 32, 64, 128, 128), descriptor_kernel=1)]
+                     widths=(32, 32, 64, 128, 128), descriptor_kernel=1),
+                dict(descriptor_stride=8, shared_head=True, head_width=64, descriptor_rank=32),
+                dict(descriptor_stride=8, descriptor_kernel=1, descriptor_rank=16)]
 
 
 def _random_bn(model):
@@ -67,12 +69,14 @@ def test_lean_preset_is_cheaper_and_validated():
     assert c["macs"] < 0.4 * 40.7e9 and c["binary_macs"] == count_complexity(create_model("zippypoint"), 480,
                                                                                640)["binary_macs"]
     for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1), dict(stage_blocks=(2, 2, 3, 2)),
-                dict(stage_blocks=(1, 1, 1)), dict(descriptor_kernel=2)):
+                dict(stage_blocks=(1, 1, 1)), dict(descriptor_kernel=2), dict(descriptor_rank=8),
+                dict(descriptor_rank=-1, descriptor_stride=8), dict(descriptor_rank=256, descriptor_stride=8)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ModelConfig(**bad)
 
 
-@pytest.mark.parametrize("preset, binary", [("zippypoint-lean", 8), ("zippypoint-slim", 4), ("zippypoint-tiny", 4)])
+@pytest.mark.parametrize("preset, binary", [("zippypoint-lean", 8), ("zippypoint-slim", 4), ("zippypoint-tiny", 4),
+                                             ("zippypoint-tiny-r64", 4)])
 def test_lean_presets_extract_and_export_one_1bit_kernel_per_block(tmp_path, preset, binary):
     pytest.importorskip("openvino")
     from export_helpers import PHOTOS, require_photos
@@ -149,3 +153,17 @@ def test_tiny_preset_cuts_stage_four_and_the_descriptor_conv():
     assert b["macs"] < 0.75 * a["macs"] and b["binary_macs"] < a["binary_macs"]
     out = tiny.eval()(torch.rand(1, 1, 48, 64))
     assert out["descriptors"].shape == (1, 256, 6, 8) and out["scores"].shape == (1, 1, 6, 8)
+
+
+def test_low_rank_descriptor_head_is_two_convs_at_a_fraction_of_the_cost():
+    tiny, r64 = create_model("zippypoint-tiny"), create_model("zippypoint-tiny-r64")
+    assert r64.desc_conv2.conv.weight.shape == (64, 64, 3, 3) and r64.desc_out.weight.shape == (256, 64, 1, 1)
+    assert not hasattr(tiny, "desc_conv2")
+    full = create_model("zippypoint-slim-h64")
+    head = {name: count_complexity(net, 480, 640)["macs"] for name, net in (("tiny", tiny), ("r64", r64),
+                                                                           ("full", full))}
+    # a 3x3 64 -> 256 conv costs 147 k MACs per cell; the rank-64 pair 37 k + 16 k, the tiny 1x1 16 k
+    cells = 60 * 80
+    assert (head["r64"] - head["tiny"]) == cells * 64 * 64 * 9
+    out = r64.eval()(torch.rand(1, 1, 48, 64))
+    assert out["descriptors"].shape == (1, 256, 6, 8)

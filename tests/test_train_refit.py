@@ -54,3 +54,43 @@ def test_shrinking_slim_h64_to_tiny_starts_close_to_it():
     # everything before stage 4 is the wide network's; the refitted signals explain most of the wide ones
     assert torch.equal(tiny.block3b.conv.weight, wide.block3b.conv.weight)
     assert fit["score"] < 0.3 and fit["head"] < 0.5 and fit["descriptor"] < 0.8
+
+
+def test_low_rank_descriptor_head_reproduces_the_teacher_fit():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from export_helpers import PHOTOS, require_photos
+
+    from zippypoint.model.registry import create_model
+
+    require_photos()
+    spec = importlib.util.spec_from_file_location("lowrank_descriptor", Path(__file__).parents[1] / "scripts" /
+                                                  "lowrank_descriptor.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    from prune_head import load_photos
+
+    tiny = create_model("zippypoint-tiny", pretrained=True).eval()
+    teacher = create_model("zippypoint-slim-h64", pretrained=True).eval()
+    target = create_model("zippypoint-tiny-r64").eval()
+    images = load_photos(Path(PHOTOS), 6, (160, 120))
+    fit = module.lowrank_fit(tiny, teacher, target, images)
+    # the backbone and the other heads are the tiny file's; the two descriptor convs are new
+    assert torch.equal(target.head_conv.conv.weight, tiny.head_conv.conv.weight)
+    assert torch.equal(target.score_out.weight, tiny.score_out.weight)
+    # the rank-64 int8 head loses little against the full-rank fit, which explains most of the teacher's map,
+    # and far more of it than the tiny file's own 1x1 head
+    with torch.no_grad():
+        own = tiny(images)["descriptors"]
+        wanted = teacher(images)["descriptors"]
+    from zippypoint.train.refit import relative_error
+
+    assert fit["full_rank"] < 0.3 and fit["factorised"] < fit["full_rank"] + 0.05 and fit["variance_kept"] > 0.9
+    assert fit["factorised"] < 0.6 * float(relative_error(own, wanted).mean())
+    # the middle channels use their int8 range (±6): spread about 1.5, hardly any value clipped at its ends
+    with torch.no_grad():
+        middle = target.desc_conv2(target.head_conv(target.backbone((images - 0.5) * target.config.input_scale)))
+    assert 1.0 < float(middle.std()) < 2.0 and float((middle.abs() > 5.9).float().mean()) < 0.005

@@ -29,6 +29,10 @@ class ModelConfig:
     shared_head: bool = False  # True: one int8 3x3 conv feeds the score, location and descriptor outputs
     head_width: int = 0  # channels of the int8 3x3 head convs (score, location, first descriptor conv); 0 = c4
     descriptor_kernel: int = 3  # kernel of the int8 descriptor output conv (3: the paper; 1: a ninth of its cost)
+    # descriptors at H/8 only: > 0 factors the descriptor output conv into a descriptor_kernel conv to this many
+    # channels (int8, BatchNorm, no activation) and a 1x1 conv to descriptor_dim, a low-rank head at about
+    # rank / descriptor_dim of the single conv's cost; 0 = one conv
+    descriptor_rank: int = 0
     # binary residual blocks in each of the four stages (1 or 2; the paper has 2). A one-block stage keeps the
     # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4
     stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
@@ -50,6 +54,11 @@ class ModelConfig:
             raise ValueError(f"descriptor_stride must be 4 or 8, got {self.descriptor_stride}")
         if self.descriptor_kernel not in (1, 3):
             raise ValueError(f"descriptor_kernel must be 1 or 3, got {self.descriptor_kernel}")
+        if self.descriptor_rank < 0 or self.descriptor_rank >= self.descriptor_dim:
+            raise ValueError(f"descriptor_rank must be in [0, {self.descriptor_dim}) (0 = one conv), "
+                             f"got {self.descriptor_rank}")
+        if self.descriptor_rank and self.descriptor_stride != 8:
+            raise ValueError("descriptor_rank needs descriptors at H/8 (descriptor_stride=8)")
         if self.head_width < 0:
             raise ValueError(f"head_width must be >= 0 (0 = c4), got {self.head_width}")
         if len(self.stage_blocks) != 4 or any(n not in (1, 2) for n in self.stage_blocks):

@@ -147,6 +147,9 @@ class ZippyPointNet(nn.Module):
             self.desc_conv2 = ConvBNAct(cfg, hw, 2 * c4, 3, r, act=False)
             self.desc_conv3 = ConvBNAct(cfg, 2 * c4 // 4, d, 3, r)
             self.desc_out = Int8Conv2d(d, d, k, padding=k // 2, bias=True, quantized=q)
+        elif cfg.descriptor_rank:  # low rank: a k x k conv to the rank, then a 1x1 conv to d
+            self.desc_conv2 = ConvBNAct(cfg, hw, cfg.descriptor_rank, k, r, act=False)
+            self.desc_out = Int8Conv2d(cfg.descriptor_rank, d, 1, bias=True, quantized=q)
         else:
             self.desc_out = Int8Conv2d(hw, d, k, padding=k // 2, bias=True, quantized=q)
 
@@ -222,6 +225,8 @@ def head_maps(net: nn.Module, feat: torch.Tensor) -> tuple[torch.Tensor, torch.T
     offsets = torch.tanh(net.loc_out(l_in))
     if cfg.descriptor_stride == 4:
         d_in = net.desc_conv3(F.pixel_shuffle(net.desc_conv2(d_in), 2))
+    elif cfg.descriptor_rank:
+        d_in = net.desc_conv2(d_in)
     return scores, offsets, net.desc_out(d_in)
 
 
