@@ -75,10 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the safetensors file to write")
     args = parser.parse_args(argv)
 
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from prune_head import load_photos
+    from prune_head import load_photos  # this script's folder is on the path when it runs
 
     from zippypoint.model.registry import create_model, get_preset
     from zippypoint.model.weights import read_state_dict, save_weights, sha256_file

@@ -30,53 +30,44 @@ def test_ridge_fit_rejects_mismatched_shapes_and_even_kernels():
         ridge_conv_fit(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4), 2)
 
 
-def test_shrinking_slim_h64_to_tiny_starts_close_to_it():
+def _script_and_photos(name: str):
+    """The module of ``scripts/<name>.py`` and 6 training photos at 160x120 (skips without the photos)."""
     import importlib.util
+    import sys
     from pathlib import Path
 
     from export_helpers import PHOTOS, require_photos
 
-    from zippypoint.model.registry import create_model
-
     require_photos()
-    spec = importlib.util.spec_from_file_location("shrink_stage4", Path(__file__).parents[1] / "scripts" /
-                                                  "shrink_stage4.py")
+    scripts = Path(__file__).parents[1] / "scripts"
+    spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    sys.path.insert(0, str(scripts))
     from prune_head import load_photos
 
+    return module, load_photos(Path(PHOTOS), 6, (160, 120))
+
+
+def test_shrinking_slim_h64_to_tiny_starts_close_to_it():
+    from zippypoint.model.registry import create_model
+
+    module, images = _script_and_photos("shrink_stage4")
     wide = create_model("zippypoint-slim-h64", pretrained=True).eval()
     tiny = create_model("zippypoint-tiny").eval()
-    fit = module.shrink(wide, tiny, load_photos(Path(PHOTOS), 6, (160, 120)))
+    fit = module.shrink(wide, tiny, images)
     # everything before stage 4 is the wide network's; the refitted signals explain most of the wide ones
     assert torch.equal(tiny.block3b.conv.weight, wide.block3b.conv.weight)
     assert fit["score"] < 0.3 and fit["head"] < 0.5 and fit["descriptor"] < 0.8
 
 
 def test_low_rank_descriptor_head_reproduces_the_teacher_fit():
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    from export_helpers import PHOTOS, require_photos
-
     from zippypoint.model.registry import create_model
 
-    require_photos()
-    spec = importlib.util.spec_from_file_location("lowrank_descriptor", Path(__file__).parents[1] / "scripts" /
-                                                  "lowrank_descriptor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-    from prune_head import load_photos
-
+    module, images = _script_and_photos("lowrank_descriptor")
     tiny = create_model("zippypoint-tiny", pretrained=True).eval()
     teacher = create_model("zippypoint-slim-h64", pretrained=True).eval()
     target = create_model("zippypoint-tiny-r64").eval()
-    images = load_photos(Path(PHOTOS), 6, (160, 120))
     fit = module.lowrank_fit(tiny, teacher, target, images)
     # the backbone and the other heads are the tiny file's; the two descriptor convs are new
     assert torch.equal(target.head_conv.conv.weight, tiny.head_conv.conv.weight)
