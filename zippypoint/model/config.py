@@ -30,8 +30,8 @@ class ModelConfig:
     head_width: int = 0  # channels of the int8 3x3 head convs (score, location, first descriptor conv); 0 = c4
     descriptor_kernel: int = 3  # kernel of the int8 descriptor output conv (3: the paper; 1: a ninth of its cost)
     # descriptors at H/8 only: > 0 factors the descriptor output conv into a descriptor_kernel conv to this many
-    # channels (int8, BatchNorm, no activation) and a 1x1 conv to descriptor_dim, a low-rank head at about
-    # rank / descriptor_dim of the single conv's cost; 0 = one conv
+    # channels (int8, BatchNorm, no activation) and a 1x1 conv to descriptor_dim, a low-rank head (rank 64 after
+    # a 64-channel head: 0.36 of the single 3x3 conv's MACs); 0 = one conv
     descriptor_rank: int = 0
     # binary residual blocks in each of the four stages (1 or 2; the paper has 2). A one-block stage keeps the
     # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4
