@@ -88,8 +88,9 @@ register(Preset("zippypoint-tiny", dataclasses.replace(SLIM, head_width=64, widt
                 weights="zippypoint-tiny.safetensors"))
 # the tiny preset with a low-rank 3x3 descriptor head (a 3x3 int8 conv 64 -> 64, then 1x1 64 -> 256): slim-h64's
 # descriptors read a 3x3 neighbourhood of the head (a 1x1 conv reproduces only 60 % of their variance), at
-# about a third of its descriptor conv's cost (docs/search.md, "A low-rank 3x3 descriptor head"). Starts from the tiny weights with that head
-# fitted to slim-h64's descriptors (scripts/lowrank_descriptor.py), then distilled from zippypoint-slim-h64
+# about a third of its descriptor conv's cost (docs/search.md, "A low-rank 3x3 descriptor head"). Starts from the
+# tiny weights with that head fitted to slim-h64's descriptors (scripts/lowrank_descriptor.py), then distilled from
+# zippypoint-slim-h64
 register(Preset("zippypoint-tiny-r64", dataclasses.replace(SLIM, head_width=64, widths=(32, 32, 64, 128, 128),
                                                            descriptor_rank=64),
                 "the tiny preset with a rank-64 3x3 descriptor head (gray, mixed precision; distilled from "
