@@ -20,10 +20,9 @@ SOURCE, TEACHER, TARGET = "zippypoint-tiny", "zippypoint-slim-h64", "zippypoint-
 MIDDLE_STD = 1.5
 
 
-def head_and_descriptors(net, images):
-    """(the shared head's output, the descriptor map) of ``net`` on ``images`` (N, 1, H, W) in [0, 1]."""
-    head = net.head_conv(net.backbone((images - 0.5) * net.config.input_scale))
-    return head, net(images)["descriptors"]
+def head_features(net, images):
+    """The shared head's output of ``net`` on ``images`` (N, 1, H, W) in [0, 1] (what the descriptor head reads)."""
+    return net.head_conv(net.backbone((images - 0.5) * net.config.input_scale))
 
 
 def lowrank_fit(source, teacher, target, images, ridge: float = 1e-3) -> dict[str, float]:
@@ -40,8 +39,8 @@ def lowrank_fit(source, teacher, target, images, ridge: float = 1e-3) -> dict[st
         if key in state and state[key].shape == value.shape and not key.startswith("desc_"):
             state[key] = value.clone()
     with torch.no_grad():
-        head, _ = head_and_descriptors(source, images)
-        _, wanted = head_and_descriptors(teacher, images)
+        head = head_features(source, images)
+        wanted = teacher(images)["descriptors"]
         weight, bias = ridge_conv_fit(head, wanted, 3, ridge)
         fitted = torch.nn.functional.conv2d(head, weight, bias, padding=1)
         rows = fitted.permute(0, 2, 3, 1).reshape(-1, fitted.shape[1]).double()
@@ -61,7 +60,7 @@ def lowrank_fit(source, teacher, target, images, ridge: float = 1e-3) -> dict[st
         state["desc_out.weight"] = (basis / gain).float().reshape(*basis.shape, 1, 1).contiguous()
         state["desc_out.bias"] = mean.float()
         target.load_state_dict(state, strict=True)
-        _, got = head_and_descriptors(target, images)
+        got = target(images)["descriptors"]
     return {"full_rank": float(relative_error(fitted, wanted).mean()), "factorised": float(relative_error(got, wanted).mean()),
             "variance_kept": float(values.flip(0)[:rank].sum() / values.sum())}
 
@@ -77,12 +76,12 @@ def main(argv=None) -> int:
 
     from prune_head import load_photos  # this script's folder is on the path when it runs
 
-    from zippypoint.model.registry import create_model, get_preset
-    from zippypoint.model.weights import read_state_dict, save_weights, sha256_file
+    from zippypoint.model.registry import create_model, get_preset, load_weights
+    from zippypoint.model.weights import save_weights, sha256_file
 
     def load(preset, path):
         net = create_model(preset)
-        net.load_state_dict(read_state_dict(path)[0], strict=True)
+        load_weights(net, path)
         return net.eval()
 
     source_path = args.weights or get_preset(SOURCE).weights_path()

@@ -101,8 +101,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from zippypoint.model.network import ZippyPointNet
-    from zippypoint.model.registry import create_model, get_preset
-    from zippypoint.model.weights import read_state_dict, save_weights, sha256_file
+    from zippypoint.model.registry import create_model, get_preset, load_weights
+    from zippypoint.model.weights import save_weights, sha256_file
     from zippypoint.train.refit import relative_error
 
     preset = get_preset(args.preset)
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"--width must be in 1..{hw - 1}, got {args.width}")
     source = args.weights or preset.weights_path()
     wide = create_model(args.preset)
-    wide.load_state_dict(read_state_dict(source)[0], strict=True)
+    load_weights(wide, source)
     wide.eval()
     narrow = ZippyPointNet(dataclasses.replace(preset.config, head_width=args.width)).eval()
     feat, outs = head_features(wide, load_photos(args.photos, args.count, (320, 240)))

@@ -96,12 +96,12 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from prune_head import load_photos
 
-    from zippypoint.model.registry import create_model, get_preset
-    from zippypoint.model.weights import read_state_dict, save_weights, sha256_file
+    from zippypoint.model.registry import create_model, get_preset, load_weights
+    from zippypoint.model.weights import save_weights, sha256_file
 
     source = args.weights or get_preset(WIDE).weights_path()
     wide = create_model(WIDE)
-    wide.load_state_dict(read_state_dict(source)[0], strict=True)
+    load_weights(wide, source)
     wide.eval()
     narrow = create_model(NARROW).eval()
     fit = shrink(wide, narrow, load_photos(args.photos, args.count, (320, 240)))

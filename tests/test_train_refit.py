@@ -83,5 +83,5 @@ def test_low_rank_descriptor_head_reproduces_the_teacher_fit():
     assert fit["factorised"] < 0.6 * float(relative_error(own, wanted).mean())
     # the middle channels use their int8 range (±6): spread about 1.5, hardly any value clipped at its ends
     with torch.no_grad():
-        middle = target.desc_conv2(target.head_conv(target.backbone((images - 0.5) * target.config.input_scale)))
+        middle = target.desc_conv2(module.head_features(target, images))
     assert 1.0 < float(middle.std()) < 2.0 and float((middle.abs() > 5.9).float().mean()) < 0.005
