@@ -22,7 +22,9 @@ MIDDLE_STD = 1.5
 
 def head_features(net, images):
     """The shared head's output of ``net`` on ``images`` (N, 1, H, W) in [0, 1] (what the descriptor head reads)."""
-    return net.head_conv(net.backbone((images - 0.5) * net.config.input_scale))
+    from zippypoint.model.network import normalised_input
+
+    return net.head_conv(net.backbone(normalised_input(net, images)))
 
 
 def lowrank_fit(source, teacher, target, images, ridge: float = 1e-3) -> dict[str, float]:

@@ -23,10 +23,10 @@ def head_features(net, images):
     """(head features (N, C, h, w), the three output convs' outputs (N, 1 + 2 + D, h, w)) of ``net`` (eval)."""
     import torch
 
-    from zippypoint.model.network import backbone_features
+    from zippypoint.model.network import backbone_features, normalised_input
 
     with torch.no_grad():
-        feat = net.head_conv(backbone_features(net, (images - 0.5) * net.config.input_scale))
+        feat = net.head_conv(backbone_features(net, normalised_input(net, images)))
         outs = torch.cat([net.score_out(feat), net.loc_out(feat), net.desc_out(feat)], 1)
     return feat, outs
 

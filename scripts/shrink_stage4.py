@@ -23,10 +23,12 @@ WIDE, NARROW = "zippypoint-slim-h64", "zippypoint-tiny"
 def stage4_input(net, images):
     """The input of block4b (the output of stage 3) of ``net`` on ``images`` (N, 1, H, W) in [0, 1], taken from the
     network's own backbone pass."""
+    from zippypoint.model.network import normalised_input
+
     captured = []
     handle = net.block4b.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
     try:
-        net.backbone((images - 0.5) * net.config.input_scale)
+        net.backbone(normalised_input(net, images))
     finally:
         handle.remove()
     return captured[0]

@@ -1,6 +1,8 @@
 """int8 QDQ export: integer kernels in ONNX Runtime, exact design scales, parity on real photos."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,12 +20,15 @@ from zippypoint.postprocess import PostprocessConfig, dense_to_features
 NAMES = ("scores", "keypoints", "descriptors")
 
 
-def _session(path, optimize=True):
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if not optimize:  # QDQ executed literally: float ops between QuantizeLinear/DequantizeLinear pairs
+def _session(path, optimize=True, unsigned=None):
+    """The session every runtime builds (``cpu_session``: int8 weights moved to uint8 where u8 x s8 products
+    saturate); ``optimize=False``: the QDQ graph executed literally (float ops between Quantize/DequantizeLinear)."""
+    from zippypoint.runtime.ort_session import cpu_session, session_options
+
+    opts = session_options()
+    if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(path, opts, unsigned=unsigned)
 
 
 def _features(dense, shape):
@@ -225,3 +230,56 @@ def test_find_images(tmp_path):
         (tmp_path / f"{i}.jpg").write_bytes(b"x")
     assert [p.name for p in find_images(tmp_path, 3)] == ["0.jpg", "2.jpg", "4.jpg"]
     assert len(find_images(tmp_path)) == 5
+
+
+def test_unsigned_weights_dequantise_to_the_same_values_and_keep_the_integer_kernels():
+    """The uint8 weights (code + 128 at zero point + 128) dequantise exactly to the int8 ones; ONNX Runtime still
+    fuses every convolution into QLinearConv; and forced on (as on x86 without VNNI) the session agrees with the
+    QDQ graph executed literally as closely as the signed graph must."""
+    from zippypoint.runtime.ort_session import unsigned_weights
+
+    path = exported("onnx-int8")
+    before = onnx.load(str(path))
+    data, moved = unsigned_weights(path.read_bytes())
+    after = onnx.load_from_string(data)
+    weights = {n.input[0] for n in before.graph.node if n.op_type == "DequantizeLinear"} & {
+        i.name for i in before.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    assert moved == len(weights) > 0
+    old = {i.name: i for i in before.graph.initializer}
+    new = {i.name: i for i in after.graph.initializer}
+
+    def dequantised(tensors, weight, zero):  # zero point per output channel (axis 0) or one for the tensor
+        w = numpy_helper.to_array(tensors[weight]).astype(np.float32)
+        z = numpy_helper.to_array(tensors[zero]).astype(np.float32)
+        return w - (z.reshape((-1,) + (1,) * (w.ndim - 1)) if z.ndim else z)
+
+    for node in before.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in weights:
+            w, _, zero = node.input
+            assert new[w].data_type == new[zero].data_type == onnx.TensorProto.UINT8
+            np.testing.assert_array_equal(dequantised(new, w, zero), dequantised(old, w, zero))
+    assert not [n for n in before.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in weights
+                and n.input[0] in new and new[n.input[0]].data_type == onnx.TensorProto.UINT8]  # activations untouched
+    fast, literal = _session(path, unsigned=True), _session(path, optimize=False, unsigned=False)
+    kp, bits = [], []
+    for batch in _photo_batches(2):
+        a = dict(zip(NAMES, literal.run(None, {"image": batch}), strict=True))
+        b = dict(zip(NAMES, fast.run(None, {"image": batch}), strict=True))
+        k, d = keypoint_and_bit_agreement(_features(a, batch.shape), _features(b, batch.shape))
+        kp.append(k)
+        bits.append(d)
+    assert np.mean(kp) >= 0.95 and np.mean(bits) >= 0.95, (kp, bits)
+    with tempfile.TemporaryDirectory() as tmp:
+        rewritten = Path(tmp) / "u8.onnx"
+        rewritten.write_bytes(data)
+        assert optimized_op_counts(rewritten)["QLinearConv"] == optimized_op_counts(path)["QLinearConv"] > 0
+
+
+def test_int8_products_saturate_on_x86_without_vnni_only():
+    from zippypoint.machine import int8_products_saturate
+
+    assert int8_products_saturate({"sse4_2": True, "avx2": True})
+    assert not int8_products_saturate({"sse4_2": True, "avx2": True, "avx512f": True, "avx512_vnni": True})
+    assert not int8_products_saturate({"sse4_2": True, "avx2": True, "avx_vnni": True})
+    assert not int8_products_saturate({"sse4_2": True, "avx2": True, "amx_int8": True})
+    assert not int8_products_saturate({"neon": True, "asimd": True, "asimddp": True})

@@ -271,3 +271,49 @@ def test_release_continues_a_previous_card(tmp_path):
         release("zippypoint-slim-h64", [run], dest=tmp_path / "out2", weights=run / "avg.safetensors",
                 previous_card=previous)
     assert not (tmp_path / "out2").exists()  # refused before anything was written
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the worker's pid from /proc (Linux)")
+def test_sigterm_saves_the_checkpoint_stops_the_workers_and_the_same_command_resumes(image_folder, tmp_path):
+    import signal
+    import time
+
+    config = tmp_path / "stage.json"
+    config.write_text(json.dumps({**TINY, "preset": "zippypoint-fp", "num_workers": 1, "max_steps": 400}))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "zippypoint", "train", "--config", str(config), "--data", str(image_folder),
+               "--out", str(out), "--device", "cpu", "--threads", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 300
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() < deadline, "no training step within 300 s"
+        time.sleep(0.2)
+    children = {int(pid) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()}
+    assert children, "the DataLoader worker should be a child process"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "SIGTERM" in stderr and "resumes" in stderr
+    stopped_at = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert 2 <= stopped_at < 400
+    assert not (out / "final.safetensors").exists()  # not a finished run
+
+    def alive(pid: int) -> bool:
+        status = Path(f"/proc/{pid}/status")
+        try:
+            return "\nState:\tZ" not in status.read_text()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 10
+    while any(alive(pid) for pid in children) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children), "a DataLoader worker outlived the trainer"
+    resumed = subprocess.run([*command, "--max-steps", str(stopped_at + 2)], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout)["steps"] == stopped_at + 2

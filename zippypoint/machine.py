@@ -54,3 +54,17 @@ def prefers_one_bit_ir(flags: dict[str, bool] | None = None) -> bool:
     if not flags.get("avx2"):  # not x86 with AVX2 (ARM, or unknown): no evidence for the 1-bit IR there
         return False
     return not flags.get("amx_int8")
+
+
+def int8_products_saturate(flags: dict[str, bool] | None = None) -> bool:
+    """True where ONNX Runtime's u8 x s8 int8 kernels may saturate: an x86 CPU without VNNI (AVX-512 VNNI, AVX-VNNI
+    or AMX int8). There it multiplies with ``vpmaddubsw``, which adds each pair of u8 x s8 products in 16 bits and
+    clips at 32767: two codes near 255 times weights near 127 overflow. Also True on x86 where the flags cannot be
+    read (the unsaturating path is correct everywhere, only slower); False on ARM and other CPUs.
+    ``flags``: ``isa_flags()`` of this CPU by default."""
+    flags = isa_flags() if flags is None else flags
+    if not flags:
+        return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+    if not (flags.get("sse4_2") or flags.get("avx2")):
+        return False
+    return not (flags.get("avx512_vnni") or flags.get("avx_vnni") or flags.get("amx_int8"))

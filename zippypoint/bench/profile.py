@@ -110,21 +110,18 @@ def profile_onnx(model_path: str | Path, size: tuple[int, int], *, runs: int = 1
     session.run time), "by_op": [{op, ms, share, nodes}], "by_layer": [{layer, ms, share}],
     "by_node": [{node, op, layer, ms, share}]}, each list sorted by time, descending.
     """
-    import onnxruntime as ort
+    from zippypoint.runtime.ort_session import cpu_session, session_options
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
     model_path = Path(model_path)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts = session_options(threads)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(tmp / "profile")
         opts.optimized_model_filepath = str(tmp / "optimised.onnx")
-        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        session = cpu_session(model_path, opts)
         inp = session.get_inputs()[0]
         channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
         feed = {inp.name: np.random.default_rng(seed).random((1, channels, size[1], size[0]), dtype=np.float32)}

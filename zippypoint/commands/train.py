@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from zippypoint.train.trainer import TrainingAborted, train
+    from zippypoint.train.trainer import TrainingAborted, TrainingStopped, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,5 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"zippypoint train: error: training stopped: {error_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+    except TrainingStopped as exc:
+        import sys
+
+        print(f"zippypoint train: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum  # the shell's convention for a process ended by that signal
     print(json.dumps(summary, indent=2))
     return 0

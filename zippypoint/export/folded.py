@@ -26,6 +26,7 @@ from zippypoint.model.network import (
     backbone_features,
     binary_block_inputs,
     head_maps,
+    normalised_input,
 )
 from zippypoint.quant.quantizers import ActivationQuantizer, fake_quant_ste
 
@@ -235,7 +236,7 @@ class FoldedZippyPoint(nn.Module):
         self.eval()
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (image - 0.5) * self.config.input_scale
+        x = normalised_input(self, image)
         scores, offsets, desc = head_maps(self, backbone_features(self, x))
         return {"scores": zero_border(scores), "keypoints": offsets_to_pixels(offsets), "descriptors": desc}
 

@@ -349,12 +349,12 @@ def export_int8(model, path: str | Path, metadata: ExportMetadata, calibration_i
 def optimized_op_counts(path: str | Path) -> Counter:
     """Op types of the graph ONNX Runtime actually runs (after its optimisations), e.g. to count QLinearConv."""
     import onnx
-    import onnxruntime as ort
+
+    from zippypoint.runtime.ort_session import cpu_session, session_options
 
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
+        opts = session_options()
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        opts.log_severity_level = 3
-        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        cpu_session(path, opts)
         proto = onnx.load(opts.optimized_model_filepath)
     return Counter(n.op_type for n in proto.graph.node)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zippypoint.model.network import normalised_input
 from zippypoint.quant.quantizers import ActivationQuantizer
 
 # (layer, the layer its input comes from); None = the normalised image
@@ -52,17 +53,16 @@ def layer_agreement(model, int8_path: str | Path, batch: np.ndarray) -> dict[str
     same input), ``max_levels`` (largest difference in levels) and, for ``desc_out``, ``bits_equal`` (agreement
     of the top-k binarisation at every position of the raw descriptor map)."""
     import onnx
-    import onnxruntime as ort
     from onnx import helper, numpy_helper
+
+    from zippypoint.runtime.ort_session import cpu_session
 
     proto = onnx.load(str(int8_path))
     outputs = _layer_outputs(proto)
     inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     for code, _, _ in outputs.values():
         proto.graph.output.append(helper.make_empty_tensor_value_info(code))
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = cpu_session(proto.SerializeToString())
     names = [code for code, _, _ in outputs.values()]
     values = dict(zip(names, session.run(names, {session.get_inputs()[0].name: batch}), strict=True))
 
@@ -79,7 +79,7 @@ def layer_agreement(model, int8_path: str | Path, batch: np.ndarray) -> dict[str
     with torch.no_grad():
         for layer, source in LAYERS:
             if source is None:
-                x = (torch.from_numpy(batch) - 0.5) * model.config.input_scale
+                x = normalised_input(model, torch.from_numpy(batch))
             else:
                 x = torch.from_numpy(dequantized(source)[0])
                 if layer == "desc_conv3":

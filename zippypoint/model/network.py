@@ -171,13 +171,19 @@ class ZippyPointNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_input(image)
-        x = (image - 0.5) * self.config.input_scale
+        x = normalised_input(self, image)
         scores, offsets, desc = head_maps(self, self.backbone(x))
         return {
             "scores": zero_border_cells(scores),
             "keypoints": cell_offsets_to_pixels(offsets, image.shape[-2], image.shape[-1]),
             "descriptors": desc,
         }
+
+
+def normalised_input(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """The network's input transform: images in [0, 1] centred on 0.5 and scaled by ``config.input_scale`` (every
+    pass that feeds ``conv_in`` outside ``forward`` starts here)."""
+    return (image - 0.5) * net.config.input_scale
 
 
 def backbone_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:

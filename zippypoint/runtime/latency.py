@@ -13,15 +13,9 @@ from zippypoint.timing import interleaved_times
 
 def make_session(path: str | Path, threads: int = 2):
     """A CPU session with the options used for every timing (full graph optimisation, fixed thread count)."""
-    import onnxruntime as ort
+    from zippypoint.runtime.ort_session import cpu_session, session_options
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(path, session_options(threads, sequential=True))
 
 
 def compare_latency(paths: dict[str, str | Path], size: tuple[int, int], *, runs: int = 20, warmup: int = 3,

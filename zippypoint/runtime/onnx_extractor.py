@@ -39,16 +39,12 @@ class OnnxExtractor(ExportedExtractor):
     def load(self) -> OnnxExtractor:
         """Open the model now (otherwise on first use); returns self."""
         if self._session is None:
-            import onnxruntime as ort
+            from zippypoint.runtime.ort_session import cpu_session, session_options
 
             if not self.model_path.is_file():
                 raise FileNotFoundError(f"ONNX model not found: {self.model_path}")
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.log_severity_level = 3
-            if self.intra_op_num_threads is not None:
-                opts.intra_op_num_threads = self.intra_op_num_threads
-            session = ort.InferenceSession(str(self.model_path), opts, providers=self.providers)
+            session = cpu_session(self.model_path, session_options(self.intra_op_num_threads),
+                                  providers=self.providers)
             meta = ExportMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map))
             if meta.format not in ("onnx", "onnx-int8"):
                 raise ValueError(f"{self.model_path} is a {meta.format!r} export, not an ONNX model")

@@ -185,11 +185,16 @@ def network_input(images: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader workers: one OpenCV thread each (the training process owns the cores).
+    """DataLoader workers: one OpenCV thread each (the training process owns the cores), and Ctrl-C left to the
+    training process (a terminal sends SIGINT to the whole group; the trainer finishes its step and shuts the
+    workers down, see ``trainer.stop_requests``).
 
     Workers are spawned, not forked: forking a process whose OpenMP/OpenCV thread pools are
     running can deadlock the child.
     """
+    import signal
+
     import cv2
 
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

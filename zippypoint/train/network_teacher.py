@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from zippypoint.model.network import normalised_input
 from zippypoint.train.data import network_input
 from zippypoint.train.losses import (
     LossConfig,
@@ -84,7 +85,7 @@ class NetworkTeacher:
             raise RuntimeError("call load() before using the teacher")
         net = self._stem
         images = network_input(images, net.config.in_channels)
-        x = net.conv_in((images - 0.5) * net.config.input_scale)
+        x = net.conv_in(normalised_input(net, images))
         return net.down1(x) if net.down1 is not None else x
 
 

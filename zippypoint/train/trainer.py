@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,39 @@ DESC_HEAD = ("desc_conv1", "desc_conv2", "desc_conv3", "desc_out")
 
 class TrainingAborted(RuntimeError):
     """Training stopped because the loss stayed non-finite."""
+
+
+class TrainingStopped(RuntimeError):
+    """Training stopped on SIGTERM or SIGINT after its current step, with the checkpoint saved and the DataLoader
+    workers shut down; the same command resumes. ``signum`` is the signal's number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_requests(enabled: bool = True):
+    """While active, the first SIGTERM or SIGINT is recorded in the yielded list instead of ending the process (the
+    loop finishes its step, saves and stops); a second one acts as it did before. Off the main thread or when not
+    ``enabled`` (several DDP ranks must stop at the same step) the list stays empty and nothing is installed."""
+    requested: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {}
+
+    def handler(signum, _frame):
+        requested.append(signum)
+        signal.signal(signum, previous[signum])
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -336,104 +372,109 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and dist_info.main), desc=cfg.name,
                dynamic_ncols=True)
     set_train_mode(model, cfg)
-    while step < total_steps:
-        dataset.set_epoch(epoch)
-        sampler.set_epoch(epoch, skip)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
-                                             num_workers=cfg.num_workers, worker_init_fn=worker_init,
-                                             multiprocessing_context="spawn" if cfg.num_workers > 0 else None)
-        t_wait = time.time()
-        for batch in loader:
-            t_data = time.time() - t_wait
-            if overfit_batch:
-                fixed_batch = fixed_batch or batch
-                batch = fixed_batch
-            if controller is not None:
-                # annealing time in epochs of the planned run (a max_steps cap shortens it; follows the wall-time
-                # budget when one is set)
-                controller.step(progress_fraction() * total_steps / epoch_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, progress_fraction())
-            source, target = batch["source"].to(dev), batch["target"].to(dev)
-            source, target = (network_input(x, model.config.in_channels) for x in (source, target))
-            t_compute = time.time()
-            offset_logits.clear()
-            stem_out.clear()
-            outputs = net(torch.cat([source, target]))
-            if offset_logits:
-                outputs = {**outputs, "offset_logits": offset_logits[-1]}
-            b = source.shape[0]
-            out_s = {k: v[:b] for k, v in outputs.items()}
-            out_t = {k: v[b:] for k, v in outputs.items()}
-            homography = batch["homography"].to(dev)
-            losses = homographic_losses(out_s, out_t, homography, cfg.loss, (cfg.width, cfg.height))
-            losses["total"] = cfg.loss.homographic_weight * losses["total"]
-            t_teacher = 0.0
-            if network_teacher is not None:
-                t0 = time.time()
-                rgb = torch.cat([batch["source"], batch["target"]]).to(dev)
-                stem = (stem_out[-1], network_teacher.stem(rgb)) if stem_out else None
-                teach = network_distillation_losses(outputs, network_teacher.dense(rgb), cfg.loss,
-                                                    (cfg.width, cfg.height), stem=stem)
-                t_teacher = time.time() - t0
-                losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
-            if teacher is not None:
-                from zippypoint.train.distill import distillation_losses
-
-                t0 = time.time()
-                teach = distillation_losses(out_s, out_t, homography, teacher, batch["target"].to(dev), cfg.loss,
-                                            (cfg.width, cfg.height), generator=distill_gen)
-                t_teacher = time.time() - t0  # teacher forward + its losses (their backward is counted below)
-                losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
-            loss = losses["total"]
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                bad_steps += 1
-                if bad_steps >= cfg.nan_patience:
-                    save_checkpoint()
-                    raise TrainingAborted(f"loss was non-finite for {bad_steps} consecutive steps (step {step}); "
-                                          f"last good checkpoint kept in {ckpt_path}")
-                continue
-            bad_steps = 0
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            clip_latent_weights(model)
-            losses = {**losses, "time_data_s": torch.tensor(t_data), "time_teacher_s": torch.tensor(t_teacher),
-                      "time_step_s": torch.tensor(time.time() - t_compute)}
-            step += 1
-            skip += b
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total_steps:
-                row = {"kind": "train", "step": step, "epoch": step / epoch_steps, "lr": optimizer.param_groups[0]["lr"],
-                       "time_s": round(elapsed(), 1),
-                       **{k: float(v.detach()) for k, v in losses.items()}}
-                if controller is not None:
-                    row["ana_scale_first"] = float(controller.groups[0][0].ana_scale)
-                    row["ana_scale_last"] = float(controller.groups[-1][0].ana_scale)
-                log(row)
-                bar.set_postfix(loss=f"{row['total']:.3f}", hamming_hit=f"{row['hamming_hit_rate']:.2f}")
-            if step % cfg.checkpoint_every == 0:
-                save_checkpoint()
-            if cfg.snapshot_every and step % cfg.snapshot_every == 0 and writing:
-                save_weights(model, out / f"step_{step:06d}.safetensors",
-                             {"preset": cfg.preset, "stage": cfg.stage, "steps": str(step)})
-            if step % cfg.val_every == 0:
-                last_val = validate()
-                set_train_mode(model, cfg)
-            if out_of_time():
-                total_steps = step
-            if step >= total_steps:
-                break
+    with stop_requests(dist_info.world == 1 and not dry_run) as stop:
+        while step < total_steps:
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch, skip)
+            loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
+                                                 num_workers=cfg.num_workers, worker_init_fn=worker_init,
+                                                 multiprocessing_context="spawn" if cfg.num_workers > 0 else None)
             t_wait = time.time()
-        else:
-            epoch += 1
-            skip = 0
-            continue
-        if step >= total_steps:
-            break
+            for batch in loader:
+                t_data = time.time() - t_wait
+                if overfit_batch:
+                    fixed_batch = fixed_batch or batch
+                    batch = fixed_batch
+                if controller is not None:
+                    # annealing time in epochs of the planned run (a max_steps cap shortens it; follows the wall-time
+                    # budget when one is set)
+                    controller.step(progress_fraction() * total_steps / epoch_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(cfg, progress_fraction())
+                source, target = batch["source"].to(dev), batch["target"].to(dev)
+                source, target = (network_input(x, model.config.in_channels) for x in (source, target))
+                t_compute = time.time()
+                offset_logits.clear()
+                stem_out.clear()
+                outputs = net(torch.cat([source, target]))
+                if offset_logits:
+                    outputs = {**outputs, "offset_logits": offset_logits[-1]}
+                b = source.shape[0]
+                out_s = {k: v[:b] for k, v in outputs.items()}
+                out_t = {k: v[b:] for k, v in outputs.items()}
+                homography = batch["homography"].to(dev)
+                losses = homographic_losses(out_s, out_t, homography, cfg.loss, (cfg.width, cfg.height))
+                losses["total"] = cfg.loss.homographic_weight * losses["total"]
+                t_teacher = 0.0
+                if network_teacher is not None:
+                    t0 = time.time()
+                    rgb = torch.cat([batch["source"], batch["target"]]).to(dev)
+                    stem = (stem_out[-1], network_teacher.stem(rgb)) if stem_out else None
+                    teach = network_distillation_losses(outputs, network_teacher.dense(rgb), cfg.loss,
+                                                        (cfg.width, cfg.height), stem=stem)
+                    t_teacher = time.time() - t0
+                    losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
+                if teacher is not None:
+                    from zippypoint.train.distill import distillation_losses
+
+                    t0 = time.time()
+                    teach = distillation_losses(out_s, out_t, homography, teacher, batch["target"].to(dev), cfg.loss,
+                                                (cfg.width, cfg.height), generator=distill_gen)
+                    t_teacher = time.time() - t0  # teacher forward + its losses (their backward is counted below)
+                    losses = {**losses, **teach, "total": losses["total"] + teach["distill"]}
+                loss = losses["total"]
+                optimizer.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):
+                    bad_steps += 1
+                    if bad_steps >= cfg.nan_patience:
+                        save_checkpoint()
+                        raise TrainingAborted(f"loss was non-finite for {bad_steps} consecutive steps (step {step}); "
+                                              f"last good checkpoint kept in {ckpt_path}")
+                    continue
+                bad_steps = 0
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                clip_latent_weights(model)
+                losses = {**losses, "time_data_s": torch.tensor(t_data), "time_teacher_s": torch.tensor(t_teacher),
+                          "time_step_s": torch.tensor(time.time() - t_compute)}
+                step += 1
+                skip += b
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == total_steps:
+                    row = {"kind": "train", "step": step, "epoch": step / epoch_steps, "lr": optimizer.param_groups[0]["lr"],
+                           "time_s": round(elapsed(), 1),
+                           **{k: float(v.detach()) for k, v in losses.items()}}
+                    if controller is not None:
+                        row["ana_scale_first"] = float(controller.groups[0][0].ana_scale)
+                        row["ana_scale_last"] = float(controller.groups[-1][0].ana_scale)
+                    log(row)
+                    bar.set_postfix(loss=f"{row['total']:.3f}", hamming_hit=f"{row['hamming_hit_rate']:.2f}")
+                if step % cfg.checkpoint_every == 0:
+                    save_checkpoint()
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0 and writing:
+                    save_weights(model, out / f"step_{step:06d}.safetensors",
+                                 {"preset": cfg.preset, "stage": cfg.stage, "steps": str(step)})
+                if step % cfg.val_every == 0:
+                    last_val = validate()
+                    set_train_mode(model, cfg)
+                if out_of_time():
+                    total_steps = step
+                if step >= total_steps or stop:
+                    break
+                t_wait = time.time()
+            else:
+                epoch += 1
+                skip = 0
+                continue
+            if step >= total_steps or stop:
+                break
     bar.close()
+    if stop:  # the loader's iterator is gone with its loop, and its workers with it
+        save_checkpoint()
+        raise TrainingStopped(f"{signal.Signals(stop[0]).name} after step {step}: checkpoint saved in {ckpt_path}; "
+                              "the same command resumes", stop[0])
     if dist_info.world > 1:
         # BatchNorm running statistics update locally on each rank's last batch: adopt rank 0's
         import torch.distributed as dist
