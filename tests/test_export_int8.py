@@ -23,7 +23,7 @@ NAMES = ("scores", "keypoints", "descriptors")
 def _session(path, optimize=True, unsigned=None):
     """The session every runtime builds (``cpu_session``: int8 weights moved to uint8 where u8 x s8 products
     saturate); ``optimize=False``: the QDQ graph executed literally (float ops between Quantize/DequantizeLinear)."""
-    from zippypoint.runtime.ort_session import cpu_session, session_options
+    from zippypoint.ort_session import cpu_session, session_options
 
     opts = session_options()
     if not optimize:
@@ -236,7 +236,7 @@ def test_unsigned_weights_dequantise_to_the_same_values_and_keep_the_integer_ker
     """The uint8 weights (code + 128 at zero point + 128) dequantise exactly to the int8 ones; ONNX Runtime still
     fuses every convolution into QLinearConv; and forced on (as on x86 without VNNI) the session agrees with the
     QDQ graph executed literally as closely as the signed graph must."""
-    from zippypoint.runtime.ort_session import unsigned_weights
+    from zippypoint.ort_session import unsigned_weights
 
     path = exported("onnx-int8")
     before = onnx.load(str(path))

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zippypoint"
 # Layer of each package or module, lowest first; a module may import its own layer and the layers below.
 # The most specific name wins (zippypoint.train.split, the fixed development split, is a leaf of train/).
 LAYERS = (
-    ("zippypoint", "zippypoint.lazy", "zippypoint.machine", "zippypoint.timing", "zippypoint.data_paths", "zippypoint.io",
+    ("zippypoint", "zippypoint.lazy", "zippypoint.machine", "zippypoint.ort_session", "zippypoint.timing", "zippypoint.data_paths", "zippypoint.io",
      "zippypoint.viz", "zippypoint.binary_desc", "zippypoint.train.split"),
     ("zippypoint.quant", "zippypoint.postprocess", "zippypoint.matching", "zippypoint.store",
      "zippypoint.mapindex"),
@@ -22,7 +22,7 @@ LAYERS = (
     ("zippypoint.methods",),
     ("zippypoint.eval",),
     ("zippypoint.bench", "zippypoint.train", "zippypoint.search", "zippypoint.sfm", "zippypoint.distributed"),
-    ("zippypoint.demo", "zippypoint.cli", "zippypoint.commands"),
+    ("zippypoint.demo", "zippypoint.cli", "zippypoint.commands", "zippypoint.__main__"),
 )
 
 

@@ -110,7 +110,7 @@ def profile_onnx(model_path: str | Path, size: tuple[int, int], *, runs: int = 1
     session.run time), "by_op": [{op, ms, share, nodes}], "by_layer": [{layer, ms, share}],
     "by_node": [{node, op, layer, ms, share}]}, each list sorted by time, descending.
     """
-    from zippypoint.runtime.ort_session import cpu_session, session_options
+    from zippypoint.ort_session import cpu_session, session_options
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")

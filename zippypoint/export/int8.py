@@ -350,7 +350,7 @@ def optimized_op_counts(path: str | Path) -> Counter:
     """Op types of the graph ONNX Runtime actually runs (after its optimisations), e.g. to count QLinearConv."""
     import onnx
 
-    from zippypoint.runtime.ort_session import cpu_session, session_options
+    from zippypoint.ort_session import cpu_session, session_options
 
     with tempfile.TemporaryDirectory() as tmp:
         opts = session_options()

@@ -55,7 +55,7 @@ def layer_agreement(model, int8_path: str | Path, batch: np.ndarray) -> dict[str
     import onnx
     from onnx import helper, numpy_helper
 
-    from zippypoint.runtime.ort_session import cpu_session
+    from zippypoint.ort_session import cpu_session
 
     proto = onnx.load(str(int8_path))
     outputs = _layer_outputs(proto)

@@ -13,7 +13,7 @@ from zippypoint.timing import interleaved_times
 
 def make_session(path: str | Path, threads: int = 2):
     """A CPU session with the options used for every timing (full graph optimisation, fixed thread count)."""
-    from zippypoint.runtime.ort_session import cpu_session, session_options
+    from zippypoint.ort_session import cpu_session, session_options
 
     return cpu_session(path, session_options(threads, sequential=True))
 

@@ -39,7 +39,7 @@ class OnnxExtractor(ExportedExtractor):
     def load(self) -> OnnxExtractor:
         """Open the model now (otherwise on first use); returns self."""
         if self._session is None:
-            from zippypoint.runtime.ort_session import cpu_session, session_options
+            from zippypoint.ort_session import cpu_session, session_options
 
             if not self.model_path.is_file():
                 raise FileNotFoundError(f"ONNX model not found: {self.model_path}")

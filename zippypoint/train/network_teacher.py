@@ -52,11 +52,14 @@ class NetworkTeacher:
         self._stem = None
 
     def load(self) -> NetworkTeacher:
+        from zippypoint.machine import int8_products_saturate
         from zippypoint.model.registry import create_model
         from zippypoint.resolve import available_runtimes, build_extractor
 
-        # the deployed int8 model through the project's own extractor: OpenVINO where installed, else ONNX Runtime
-        self.runtime = "openvino-int8" if "openvino-int8" in available_runtimes() else "onnx-int8"
+        # the deployed int8 model through the project's own extractor: OpenVINO where installed, else ONNX Runtime,
+        # which is also the exact one on x86 CPUs without VNNI (OpenVINO's int8 convolutions saturate there)
+        openvino = "openvino-int8" in available_runtimes() and not int8_products_saturate()
+        self.runtime = "openvino-int8" if openvino else "onnx-int8"
         self._run = build_extractor(self.preset, self.runtime, threads=self.threads).infer
         net = create_model(self.preset, pretrained=True).eval()
         for p in net.parameters():
