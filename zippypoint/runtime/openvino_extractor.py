@@ -13,6 +13,7 @@ size (a few sizes are kept; the first image of a new size pays the compilation, 
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import NamedTuple
@@ -79,7 +80,8 @@ class OpenVinoExtractor(ExportedExtractor):
             if outputs != OUTPUT_NAMES:
                 raise ValueError(f"{self.model_path}: expected outputs {OUTPUT_NAMES}, got {outputs}")
             self._core, self._model, self._metadata = core, model, meta
-            if '"binary_layers": "int8' in meta.quantization:
+            recipe = json.loads(meta.quantization or "{}")
+            if str(recipe.get("binary_layers", "")).startswith("int8"):  # the IR whose binary blocks run as int8
                 from zippypoint.machine import int8_products_saturate
 
                 if int8_products_saturate():
