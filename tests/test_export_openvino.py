@@ -80,6 +80,40 @@ def test_runtime_graph_runs_binary_layers_in_1bit_and_int8_layers_in_int8(shape)
     assert not any(p == "bf16" for _, p in counts)
 
 
+def _branch_chain(conv) -> list[str]:
+    """Op types from a BinaryConvolution's output to the residual Add (the first Add of two computed inputs)."""
+    chain, out = [], conv.output(0)
+    for _ in range(20):
+        users = list(out.get_target_inputs())
+        assert len(users) == 1, [u.get_node().get_type_name() for u in users]
+        node = users[0].get_node()
+        inputs = [v.get_node().get_type_name() for v in node.input_values()]
+        if node.get_type_name() == "Add" and "Constant" not in inputs:
+            return chain
+        chain.append(node.get_type_name())
+        out = node.output(0)
+    raise AssertionError(f"no residual Add after {conv.get_friendly_name()}: {chain}")
+
+
+def test_binary_branches_run_their_relu_in_the_kernel_and_keep_no_code_clamps():
+    """The branch is BN(ReLU(binconv)): the IR applies the ReLU to the popcount, where the CPU plugin fuses it into
+    the 1-bit kernel, and drops the int8 graph's per-channel Max/Min on the branch codes (no-ops after it; the
+    parity tests below check the outputs)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(exported_ir()))
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "BinaryConvolution"]
+    assert len(convs) == 8
+    for conv in convs:
+        chain = _branch_chain(conv)
+        assert chain[:3] == ["Relu", "Multiply", "Add"], chain
+        assert "Maximum" not in chain and "Minimum" not in chain, chain
+    compiled = OpenVinoExtractor(exported_ir()).compiled((1, 3, 240, 320))
+    fused = [op.get_rt_info()["originalLayersNames"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
+             if op.get_rt_info()["layerType"].astype(str) == "BinaryConvolution"]
+    assert len(fused) == 8 and all("Relu" in names for names in fused), fused
+
+
 def test_int8_variant_runs_the_binary_blocks_as_int8_and_nothing_in_float():
     """``--runtime openvino-int8``: no 1-bit kernel, every quantised layer on integers, the rest as designed."""
     options = Int8Options()

@@ -17,7 +17,7 @@ from pathlib import Path
 # "openvino": the IR with 1-bit binary blocks; "openvino-int8": the IR with the binary blocks as int8 convolutions
 FORMATS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 # bumped when an export recipe changes, so that a cached file made by an older recipe is not reused
-RECIPE_REVISION = {"onnx": 2, "onnx-int8": 4, "openvino": 3, "openvino-int8": 1}
+RECIPE_REVISION = {"onnx": 2, "onnx-int8": 4, "openvino": 4, "openvino-int8": 1}
 _IR_FORMATS = ("openvino", "openvino-int8")
 CALIBRATION_SUBDIR = "train-images"  # under $ZIPPYPOINT_DATA
 
