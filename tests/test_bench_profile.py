@@ -70,3 +70,23 @@ def test_profile_of_a_real_model(tmp_path):
     assert sum(r["ms"] for r in prof["by_node"]) == pytest.approx(prof["total_ms"])
     text = profile_markdown(prof, "tiny")
     assert "## By op type" in text and "## By layer" in text and "| Conv |" in text
+
+
+def test_openvino_profile_of_the_packaged_default_ir():
+    """The CPU plugin's per-node counters of the packaged 1-bit IR, by compiled op (with its kernel) and by layer:
+    the four binary blocks' 1-bit kernels are attributed to their blocks, and the parts add up."""
+    pytest.importorskip("openvino")
+    from zippypoint.bench.profile import profile_openvino
+    from zippypoint.resolve import model_file
+
+    prof = profile_openvino(model_file("zippypoint-slim-h64", "openvino", None), (64, 48), runs=3, warmup=1, threads=1)
+    assert prof["runtime"] == "OpenVINO" and prof["size"] == "64x48" and prof["runs"] == 3 and prof["wall_ms"] > 0
+    binary = [r for r in prof["by_node"] if r["op"].startswith("BinaryConvolution [")]
+    assert len(binary) == 4 and all(r["op"].endswith("u1]") for r in binary), binary
+    assert sorted(r["layer"] for r in binary) == ["block1b", "block2b", "block3b", "block4b"]
+    layers = {r["layer"] for r in prof["by_layer"]}
+    assert {"conv_in", "down2", "head_conv", "desc_out"} <= layers, layers
+    assert sum(r["ms"] for r in prof["by_node"]) == pytest.approx(prof["total_ms"])
+    assert sum(r["ms"] for r in prof["by_layer"]) == pytest.approx(prof["total_ms"])
+    text = profile_markdown(prof, "zippypoint-slim-h64:openvino")
+    assert text.startswith("# OpenVINO profile:") and "BinaryConvolution [" in text

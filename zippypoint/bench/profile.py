@@ -1,4 +1,5 @@
-"""Per-layer profile of an exported model under ONNX Runtime: which op types, nodes and layers take the time.
+"""Per-layer profile of an exported model under ONNX Runtime or OpenVINO: which op types, nodes and layers take
+the time.
 
 ONNX Runtime's profiler (``SessionOptions.enable_profiling``) writes a Chrome-trace JSON with one event per
 executed node of the *optimised* graph. Events of the warm-up runs are dropped (they include allocation);
@@ -7,6 +8,12 @@ the rest are averaged per run. Each node is attributed to a network layer (``con
 the layer of the node that produces its first input; nodes the optimiser created without a name in the saved
 graph take the layer of the node that ran just before them (the executor runs nodes in topological order);
 nodes before the first layer are ``input``.
+
+OpenVINO (``profile_openvino``): the CPU plugin's performance counters (``PERF_COUNT``) give one time per node of
+the *compiled* graph (after fusion: a convolution with its quantiser, a "Subgraph" of fused elementwise ops), which
+is what the op column shows with its kernel (``BinaryConvolution [jit_avx2_u1]``, ``Convolution [jit_avx2_I8]``).
+A node belongs to the layer named by its weights (``net.<layer>.…``) or by the exporter's names of the 1-bit
+layers (``<block>.sign``, ``<block>.binary_conv``), else to the layer of the node that runs before it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 _LAYER = re.compile(r"(?:^|[/.\s'\[])net\.([A-Za-z0-9_]+)")
+_BINARY_NAME = re.compile(r"^(block[A-Za-z0-9_]+?)\.(?:sign|binary_conv|branch)$")
 _TOKEN = re.compile(r"(_token_\d+)+$")
 _NCHWC = re.compile(r"_nchwc$")
 
@@ -136,7 +144,104 @@ def profile_onnx(model_path: str | Path, size: tuple[int, int], *, runs: int = 1
         trace = json.loads(Path(session.end_profiling()).read_text())
         layers = _optimised_layers(model_path, tmp / "optimised.onnx")
     return summarize_trace(trace, layers, warmup=warmup, runs=runs) | {
-        "model": model_path.name, "size": f"{size[0]}x{size[1]}", "threads": threads,
+        "runtime": "ONNX Runtime", "model": model_path.name, "size": f"{size[0]}x{size[1]}", "threads": threads,
+        "wall_ms": float(np.median(walls)),
+    }
+
+
+def _constant_names(op, seen: set | None = None) -> list[str]:
+    """Friendly names of the constant-only subgraphs feeding ``op`` (its weights, their scales and zero points)."""
+    seen = set() if seen is None else seen
+    names = []
+    for value in op.input_values():
+        node = value.get_node()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.get_type_name() == "Constant":
+            names.append(node.get_friendly_name())
+        elif node.get_input_size() and all(v.get_node().get_type_name() == "Constant" or _constant_only(v.get_node())
+                                           for v in node.input_values()):
+            names += [node.get_friendly_name(), *_constant_names(node, seen)]
+    return names
+
+
+def _constant_only(node, depth: int = 6) -> bool:
+    if node.get_type_name() == "Constant":
+        return True
+    if depth == 0 or node.get_type_name() == "Parameter" or not node.get_input_size():
+        return False
+    return all(_constant_only(v.get_node(), depth - 1) for v in node.input_values())
+
+
+def _ir_layers(model) -> dict[str, str]:
+    """Layer of every op of the IR that names one (module docstring); the score and location convs that the int8
+    export fuses into one (``zippypoint.export.qdq_rewrites.fuse_sibling_convs``, names ending ``_fused``) are
+    ``score+location``."""
+    layers = {}
+    for op in model.get_ordered_ops():
+        name = op.get_friendly_name()
+        binary = _BINARY_NAME.match(name)
+        if binary:
+            layers[name] = binary.group(1)
+        elif name.split("/")[0].endswith("_fused"):
+            layers[name] = "score+location"
+        elif op.get_type_name() != "Constant":
+            found = next((m.group(1) for n in _constant_names(op) if (m := _LAYER.search(n))), None)
+            if found:
+                layers[name] = found
+    return layers
+
+
+def _openvino_layer(op, ir_layers: dict[str, str], previous: str) -> str:
+    """Layer of a node of OpenVINO's compiled graph: that of the first IR op fused into it that names one."""
+    rt = op.get_rt_info()
+    names = rt["originalLayersNames"].astype(str).split(",") if "originalLayersNames" in rt else []
+    for name in [*names, op.get_friendly_name()]:
+        if name in ir_layers:
+            return ir_layers[name]
+    return previous
+
+
+def profile_openvino(model_path: str | Path, size: tuple[int, int], *, runs: int = 10, warmup: int = 2,
+                     threads: int = 2, seed: int = 0) -> dict:
+    """Profile the OpenVINO IR ``model_path`` as ``OpenVinoExtractor`` compiles it, on a (1, C, H, W) input of
+    ``size`` = (W, H); times in ms per run. Same structure as :func:`profile_onnx` (ops are the compiled graph's
+    layer types with their kernel)."""
+    import time
+
+    from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
+
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    model_path = Path(model_path)
+    extractor = OpenVinoExtractor(model_path, threads=threads).load()
+    channels = extractor.in_channels
+    compiled = extractor.compiled_with((1, channels, size[1], size[0]), {"PERF_COUNT": True})
+    request = compiled.create_infer_request()
+    batch = np.random.default_rng(seed).random((1, channels, size[1], size[0]), dtype=np.float32)
+    by_node: dict[str, float] = defaultdict(float)
+    op_of: dict[str, str] = {}
+    walls = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        request.infer({0: batch})
+        if i < warmup:
+            continue
+        walls.append((time.perf_counter() - t0) * 1e3)
+        for info in request.get_profiling_info():
+            if info.node_type in ("Input", "Output", "Const") or info.status.name != "EXECUTED":
+                continue
+            by_node[info.node_name] += info.real_time.total_seconds() * 1e3 / runs
+            op_of[info.node_name] = f"{info.node_type} [{info.exec_type}]"
+    import openvino as ov
+
+    ir_layers = _ir_layers(ov.Core().read_model(str(model_path)))  # the file's names, before compile-time folding
+    layer_of, previous = {}, "input"
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        layer_of[op.get_friendly_name()] = previous = _openvino_layer(op, ir_layers, previous)
+    return _summary(by_node, op_of, {name: layer_of.get(name, "input") for name in by_node}, runs) | {
+        "runtime": "OpenVINO", "model": model_path.name, "size": f"{size[0]}x{size[1]}", "threads": threads,
         "wall_ms": float(np.median(walls)),
     }
 
@@ -164,6 +269,10 @@ def summarize_trace(trace: list[dict], layers: dict[str, str], *, warmup: int, r
             continue
         by_node[name] += e["dur"] / 1000.0 / runs
         op_of[name] = e.get("args", {}).get("op_name", "?")
+    return _summary(by_node, op_of, layer_of, runs)
+
+
+def _summary(by_node: dict[str, float], op_of: dict[str, str], layer_of: dict[str, str], runs: int) -> dict:
     total = sum(by_node.values())
     share = (lambda ms: ms / total) if total > 0 else (lambda ms: 0.0)
     by_op: dict[str, list] = defaultdict(lambda: [0.0, 0])
@@ -187,7 +296,7 @@ def summarize_trace(trace: list[dict], layers: dict[str, str], *, warmup: int, r
 def profile_markdown(profile: dict, title: str, top: int = 15) -> str:
     """``profile_<runtime>.md``: time per op type, per layer, and the ``top`` nodes."""
     lines = [
-        f"# ONNX Runtime profile: {title}",
+        f"# {profile.get('runtime', 'ONNX Runtime')} profile: {title}",
         "",
         f"Model `{profile['model']}` at {profile['size']}, {profile['threads']} intra-op threads, "
         f"{profile['runs']} profiled runs after warm-up. Sum of node times {profile['total_ms']:.1f} ms per run; "

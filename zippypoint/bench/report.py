@@ -144,7 +144,7 @@ def markdown_report(results: dict) -> str:
         lines += ["", "## Matching throughput (n x n 256-bit descriptors, 64 ones each)", "",
                   *matching_table(results["matching_throughput"])]
     if results.get("profiles"):
-        lines += ["", "## Where our network spends its time (ONNX Runtime profile)", ""]
+        lines += ["", "## Where our network spends its time (per-layer profiles)", ""]
         for name, prof in results["profiles"].items():
             lines += profile_summary_lines(name, prof)
     for state in ("skipped", "failed"):
@@ -218,7 +218,8 @@ def profile_summary_lines(name: str, prof: dict, top: int = 5) -> list[str]:
         return [f"- `{name}`: profile failed: {prof['failed']}"]
     ops = ", ".join(f"{r['op']} {100 * r['share']:.0f}%" for r in prof["by_op"][:top])
     layers = ", ".join(f"{r['layer']} {100 * r['share']:.0f}%" for r in prof["by_layer"][:top])
-    return [f"- `{name}` at {prof['size']}: {prof['wall_ms']:.0f} ms per run (profiler on). Op types: {ops}. "
+    return [f"- `{name}` at {prof['size']} ({prof.get('runtime', 'ONNX Runtime')}): {prof['wall_ms']:.0f} ms per run "
+            f"(profiler on). Op types: {ops}. "
             f"Layers: {layers}. Details: `profile_{safe_name(name)}.md`."]
 
 

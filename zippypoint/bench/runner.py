@@ -24,7 +24,7 @@ import numpy as np
 from zippypoint.timing import fps, interleaved_times, summarize_ms
 
 DEFAULT_RESOLUTIONS = ("320x240", "640x480")
-PROFILE_RUNTIMES = {"onnx-int8", "onnx-fp32"}
+PROFILE_RUNTIMES = {"onnx-int8", "onnx-fp32", "openvino", "openvino-int8"}
 SCHEMA = "zippypoint-benchmark/1"
 
 
@@ -44,7 +44,7 @@ class BenchmarkConfig:
     calibration_dir: str | None = None  # int8 calibration photos (default: the exporter's)
     calibration_count: int = 64  # photos used for int8 calibration
     matching_sizes: tuple[int, ...] = (1024, 2048, 4096)  # n for the n x n matching throughput; () = skip
-    profile: bool = True  # per-layer ONNX Runtime profile of our ONNX models
+    profile: bool = True  # per-layer profiles of our ONNX Runtime and OpenVINO models
     profile_runs: int = 10  # profiled runs (after 2 warm-up runs)
     accuracy: str | None = None  # evaluation results.json for speed vs accuracy
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the results
@@ -266,9 +266,10 @@ def _time_resolution(methods: dict, images: list[np.ndarray], res, config: Bench
 
 def _profiles(built: dict, exports, factory, resolutions, config: BenchmarkConfig, threads: int,
               log: Callable[[str], None]) -> dict:
-    """Per-layer profiles of our ONNX methods at 640x480 (or the largest resolution benchmarked)."""
+    """Per-layer profiles of our ONNX Runtime and OpenVINO methods at 640x480 (or the largest resolution
+    benchmarked)."""
     from zippypoint.bench.methods import _EXPORT_FORMAT
-    from zippypoint.bench.profile import profile_onnx
+    from zippypoint.bench.profile import profile_onnx, profile_openvino
 
     target = max(resolutions, key=lambda r: (r.label == "640x480", r.width * r.height))
     names = sorted({n for per_res in built.values() for n in per_res if n.partition(":")[2] in PROFILE_RUNTIMES})
@@ -278,7 +279,8 @@ def _profiles(built: dict, exports, factory, resolutions, config: BenchmarkConfi
         log(f"profiling {name} at {target.label}")
         try:
             path = exports.path(factory.weights_for(preset), _EXPORT_FORMAT[runtime])
-            profiles[name] = profile_onnx(path, target.size, runs=config.profile_runs, threads=threads)
+            profiler = profile_openvino if runtime.startswith("openvino") else profile_onnx
+            profiles[name] = profiler(path, target.size, runs=config.profile_runs, threads=threads)
             profiles[name]["by_node"] = profiles[name]["by_node"][:50]  # the rest is noise in the JSON
         except Exception as exc:  # a profile is a diagnostic: never lose the timings for it
             profiles[name] = {"failed": f"{type(exc).__name__}: {exc}"}

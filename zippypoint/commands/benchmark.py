@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-count", type=int, default=64, help="calibration photos (default: 64)")
     p.add_argument("--matching-sizes", default="1024,2048,4096",
                    help="n for the n x n matching throughput, comma-separated; 'none' to skip")
-    p.add_argument("--no-profile", action="store_true", help="skip the per-layer ONNX Runtime profile")
+    p.add_argument("--no-profile", action="store_true", help="skip the per-layer profiles (ONNX Runtime, OpenVINO)")
     p.add_argument("--profile-runs", type=int, default=10, help="profiled runs per model (default: 10)")
     p.add_argument("--accuracy", type=Path, default=None,
                    help="results.json of `zippypoint evaluate` for the speed-against-accuracy figure (C3)")
@@ -152,7 +152,7 @@ def register(subparsers) -> None:
                               description="Per-stage timing (pre-processing, network, post-processing, matching) "
                               "of our extractor in PyTorch, ONNX Runtime fp32 and int8 (CoreML on macOS) and of "
                               "the peers (ORB, SIFT, XFeat, ALIKED, DISK) on the same photos; matching throughput; "
-                              "per-layer ONNX Runtime profile. Writes benchmark.json, benchmark.md, speed.png, "
+                              "per-layer ONNX Runtime and OpenVINO profiles. Writes benchmark.json, benchmark.md, speed.png, "
                               "profile_*.md/png and, with --accuracy, speed_vs_accuracy.png under --out.")
     add_arguments(p)
     p.set_defaults(func=run)

@@ -107,14 +107,23 @@ class OpenVinoExtractor(ExportedExtractor):
             self._compiled.move_to_end(shape)
             return hit
         model, channels_last, codes = self.prepared_model(shape)
-        config = dict(COMPILE_CONFIG)
-        if self.threads:
-            config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        compiled = self._core.compile_model(model, "CPU", config)
+        compiled = self._compile(model)
         entry = self._compiled[shape] = _Compiled(compiled, compiled.create_infer_request(), channels_last, codes)
         while len(self._compiled) > self.cached_shapes:
             self._compiled.popitem(last=False)
         return entry
+
+    def compiled_with(self, shape: tuple[int, int, int, int], config: dict):
+        """A fresh compilation of the network for input ``shape`` with extra CPU plugin ``config`` (e.g.
+        ``{"PERF_COUNT": True}`` for the per-layer profile); not cached, and ``extract`` does not use it."""
+        return self._compile(self.prepared_model(tuple(int(v) for v in shape))[0], config)
+
+    def _compile(self, model, extra: dict | None = None):
+        config = dict(COMPILE_CONFIG)
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        config.update(extra or {})
+        return self._core.compile_model(model, "CPU", config)
 
     def prepared_model(self, shape: tuple[int, ...]) -> tuple[object, bool, tuple[float, float] | None]:
         """(the model as it is compiled for input ``shape``, whether it writes descriptors channels last, (zero
