@@ -120,3 +120,16 @@ def test_dev_selection_reports_c3_over_ransac_orders(shared_data):
     assert one["correctness_3_orders"] == one["correctness_3"] == many["correctness_3"]
     assert 0.0 <= many["correctness_3_orders"] <= 1.0
     assert {k: v for k, v in one.items() if "orders" not in k} == {k: v for k, v in many.items() if "orders" not in k}
+
+
+def test_diagnostics_refuses_missing_inputs_before_evaluating_anything(tmp_path, monkeypatch, capsys):
+    """A missing weights file or data folder is reported at once, not after the shipped weights' evaluation."""
+    from zippypoint.train import diagnostics
+
+    monkeypatch.setattr(diagnostics, "load_model", lambda *a: pytest.fail("evaluated before checking the inputs"))
+    with pytest.raises(SystemExit) as exc:
+        diagnostics.main(["dev", "--weights", "shipped", "--weights", str(tmp_path / "step_000600.safetensors"),
+                          "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "step_000600.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -228,6 +228,11 @@ def main(argv=None) -> int:
     size = tuple(int(v) for v in wh.split("x"))
     top_k = int(k or 300)
     weights = args.weights or ["shipped"]
+    # every input is checked before the first (minutes long) evaluation, so a typo loses nothing
+    missing = [w for w in weights if w != "shipped" and not Path(w).is_file()]
+    missing += [str(d) for d in (args.data if args.test == "dev" else []) if not Path(d).is_dir()]
+    if missing:
+        parser.error(f"not found: {', '.join(missing)}")
     if args.test == "dev":
         if args.ransac_orders < 1:
             parser.error(f"--ransac-orders must be >= 1, got {args.ransac_orders}")
