@@ -149,29 +149,28 @@ def profile_onnx(model_path: str | Path, size: tuple[int, int], *, runs: int = 1
     }
 
 
+def _constant_only(node, depth: int = 6) -> bool:
+    """Whether ``node`` is a Constant or computed from Constants alone (within ``depth`` ops)."""
+    if node.get_type_name() == "Constant":
+        return True
+    if depth == 0 or not node.get_input_size():
+        return False
+    return all(_constant_only(v.get_node(), depth - 1) for v in node.input_values())
+
+
 def _constant_names(op, seen: set | None = None) -> list[str]:
     """Friendly names of the constant-only subgraphs feeding ``op`` (its weights, their scales and zero points)."""
     seen = set() if seen is None else seen
     names = []
     for value in op.input_values():
         node = value.get_node()
-        if id(node) in seen:
+        if id(node) in seen or not _constant_only(node):
             continue
         seen.add(id(node))
-        if node.get_type_name() == "Constant":
-            names.append(node.get_friendly_name())
-        elif node.get_input_size() and all(v.get_node().get_type_name() == "Constant" or _constant_only(v.get_node())
-                                           for v in node.input_values()):
-            names += [node.get_friendly_name(), *_constant_names(node, seen)]
+        names.append(node.get_friendly_name())
+        if node.get_type_name() != "Constant":
+            names += _constant_names(node, seen)
     return names
-
-
-def _constant_only(node, depth: int = 6) -> bool:
-    if node.get_type_name() == "Constant":
-        return True
-    if depth == 0 or node.get_type_name() == "Parameter" or not node.get_input_size():
-        return False
-    return all(_constant_only(v.get_node(), depth - 1) for v in node.input_values())
 
 
 def _ir_layers(model) -> dict[str, str]:
@@ -210,6 +209,8 @@ def profile_openvino(model_path: str | Path, size: tuple[int, int], *, runs: int
     layer types with their kernel)."""
     import time
 
+    import openvino as ov
+
     from zippypoint.runtime.openvino_extractor import OpenVinoExtractor
 
     if runs < 1 or warmup < 0:
@@ -234,8 +235,6 @@ def profile_openvino(model_path: str | Path, size: tuple[int, int], *, runs: int
                 continue
             by_node[info.node_name] += info.real_time.total_seconds() * 1e3 / runs
             op_of[info.node_name] = f"{info.node_type} [{info.exec_type}]"
-    import openvino as ov
-
     ir_layers = _ir_layers(ov.Core().read_model(str(model_path)))  # the file's names, before compile-time folding
     layer_of, previous = {}, "input"
     for op in compiled.get_runtime_model().get_ordered_ops():
