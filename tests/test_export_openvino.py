@@ -109,7 +109,8 @@ def test_binary_branches_run_their_relu_in_the_kernel_and_keep_no_code_clamps():
         assert chain[:3] == ["Relu", "Multiply", "Add"], chain
         assert "Maximum" not in chain and "Minimum" not in chain, chain
     compiled = OpenVinoExtractor(exported_ir()).compiled((1, 3, 240, 320))
-    fused = [op.get_rt_info()["originalLayersNames"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()
+    runtime_ops = compiled.get_runtime_model().get_ordered_ops()
+    fused = [op.get_rt_info()["originalLayersNames"].astype(str) for op in runtime_ops
              if op.get_rt_info()["layerType"].astype(str) == "BinaryConvolution"]
     assert len(fused) == 8 and all("Relu" in names for names in fused), fused
 

@@ -152,8 +152,8 @@ def register(subparsers) -> None:
                               description="Per-stage timing (pre-processing, network, post-processing, matching) "
                               "of our extractor in PyTorch, ONNX Runtime fp32 and int8 (CoreML on macOS) and of "
                               "the peers (ORB, SIFT, XFeat, ALIKED, DISK) on the same photos; matching throughput; "
-                              "per-layer ONNX Runtime and OpenVINO profiles. Writes benchmark.json, benchmark.md, speed.png, "
-                              "profile_*.md/png and, with --accuracy, speed_vs_accuracy.png under --out.")
+                              "per-layer ONNX Runtime and OpenVINO profiles. Writes benchmark.json, benchmark.md, "
+                              "speed.png, profile_*.md/png and, with --accuracy, speed_vs_accuracy.png under --out.")
     add_arguments(p)
     p.set_defaults(func=run)
 

@@ -11,11 +11,12 @@ written as ``FakeQuantize(levels=2)`` on the block input followed by a ``BinaryC
 ``pad_value=+1``) with u1 weights packed ``bitorder="little"``, then a ReLU and a per-channel Multiply and Add
 that the CPU plugin fuses into the kernel and the next quantiser. The int8 graph applies the ReLU after the
 BatchNorm, as a per-channel Max/Min on the branch's uint8 codes (``b`` is the bound); with the ReLU on the
-popcount those clamps can no longer change a code (rounding is monotone), so they are removed: the same codes in exact arithmetic,
-one elementwise pass less per block (about 4 % of the slim network's time, docs/design.md §7). The block input lies on its fake-quant grid ``k*step``, so the 2-level quantiser's
-threshold is put half a step below 0: ``k < 0`` gives bit 0 (-1 to xnor-popcount) and ``k >= 0`` bit 1 (+1;
-``sign(0) = +1``). The quantiser is written in the form the operation set defines for BinaryConvolution inputs:
-``input_low == input_high`` (the threshold) and outputs 0 / 1. The CPU plugin then runs it as a binarisation
+popcount those clamps can no longer change a code (rounding is monotone), so they are removed: the same codes in
+exact arithmetic, one elementwise pass less per block (about 4 % of the slim network's time, docs/design.md §7).
+The block input lies on its fake-quant grid ``k*step``, so the 2-level quantiser's threshold is put half a step
+below 0: ``k < 0`` gives bit 0 (-1 to xnor-popcount) and ``k >= 0`` bit 1 (+1; ``sign(0) = +1``). The quantiser
+is written in the form the operation set defines for BinaryConvolution inputs: ``input_low == input_high`` (the
+threshold) and outputs 0 / 1. The CPU plugin then runs it as a binarisation
 kernel that writes packed bits channels last, straight into the 1-bit convolution; with outputs -1 / +1 it ran as
 an ordinary f32 quantiser followed by a reference (scalar) f32 -> u1 reorder, about a fifth of the slim network's
 time at 320x240 on an AVX-512 CPU without AMX (docs/design.md §7).
