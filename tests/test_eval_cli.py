@@ -90,10 +90,16 @@ def test_evaluate_runs_the_protocol_and_writes_reports(benchmark, tmp_path, monk
         assert mma == sorted(mma) and 0.0 <= mma[0] and mma[-1] <= 1.0
         assert 0.0 <= summary["auc"]["3"] <= summary["auc"]["10"] <= 1.0
         assert 0 < summary["mean_keypoints"] <= 300
+        wrong = summary["wrong_matches"]
+        assert min(wrong.values()) >= 0.0 and mma[2] + sum(wrong.values()) <= 1.0 + 1e-9
+        # a pair with matches splits them fully (MMA@3 + misses = 1); a pair without contributes zeros
+        assert all(p["mma"][2] + sum(p["wrong_matches"].values()) == pytest.approx(1.0 if p["matches"] else 0.0)
+                   for p in res["pairs"])
     # Mild synthetic viewpoint changes: SIFT must find most homographies.
     assert results["methods"]["sift"]["resolutions"]["320x240"]["summary"]["correctness_5"] >= 0.5
     table = (out / "results.md").read_text()
     assert "| orb | 320x240 | 300 |" in table and "`xfeat`" in table
+    assert "| method | resolution | MMA@3 | wrong: descriptor | wrong: detector |" in table
 
     # Predictions are cached per image; a rerun reuses them and --overwrite recomputes the same numbers.
     cached = sorted((out / "cache" / "sift" / "320x240").rglob("*.npz"))

@@ -108,6 +108,25 @@ def test_wrong_descriptors_halve_the_matching_score():
     assert result["repeatability"] == 1.0  # detection is untouched
 
 
+def test_wrong_matches_are_split_into_descriptor_and_detector_misses():
+    f1, f2, homography = ground_truth_pair("float")
+    clean = evaluate_pair(f1, f2, homography, SIZE, top_k=1000, kind="float")
+    assert clean["wrong_matches"] == {"descriptor": 0.0, "detector": 0.0}
+    # swapped descriptors: those matches land on far points although the right point is there
+    n = len(f2["scores"])
+    swapped = f2["descriptors"].copy()
+    half = np.arange(n // 2 // 2 * 2)
+    swapped[half] = swapped[half.reshape(-1, 2)[:, ::-1].reshape(-1)]
+    result = evaluate_pair(f1, {**f2, "descriptors": swapped}, homography, SIZE, top_k=1000, kind="float")
+    assert result["wrong_matches"]["descriptor"] == pytest.approx(len(half) / result["matches"])
+    assert result["wrong_matches"]["detector"] == 0.0
+    assert result["mma"][2] + sum(result["wrong_matches"].values()) == pytest.approx(1.0)
+    # every point of image 2 detected 3.2 px off: nothing to match within 3 px, so all misses are the detector's
+    shifted = evaluate_pair(*ground_truth_pair("float", offset=(3.2, 0.0)), SIZE, top_k=1000, kind="float")
+    assert shifted["mma"][2] == 0.0
+    assert shifted["wrong_matches"] == {"descriptor": 0.0, "detector": 1.0}
+
+
 def test_fewer_than_four_matches_is_a_wrong_homography():
     f1, f2, homography = ground_truth_pair("float")
     f1 = {k: v[:3] for k, v in f1.items()}
@@ -146,6 +165,7 @@ def test_empty_features_give_defined_values():
     assert math.isnan(result["repeatability"]) and math.isnan(result["localization_error"])
     assert result["corner_error"] == math.inf and result["matching_score"] == 0.0
     assert result["mma"] == [0.0] * 10 and result["matches"] == 0
+    assert result["wrong_matches"] == {"descriptor": 0.0, "detector": 0.0}
 
 
 def test_visibility_filter_comes_before_top_k():

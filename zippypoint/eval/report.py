@@ -115,11 +115,30 @@ def markdown_table(results: dict) -> str:
                 _fmt(s["mean_keypoints"], 0),
             ]
             lines.append("| " + " | ".join(row) + " |")
+    lines += _wrong_matches_table(results)
     for state in ("skipped", "failed"):
         reasons = {n: e[state] for n, e in results["methods"].items() if state in e}
         if reasons:
             lines += ["", f"{state.capitalize()}:", ""] + [f"- `{n}`: {reason}" for n, reason in reasons.items()]
     return "\n".join(lines) + "\n"
+
+
+def _wrong_matches_table(results: dict) -> list[str]:
+    """Why matches miss at 3 px, per method and resolution (results written before this split have no rows)."""
+    rows = []
+    for name, entry in results["methods"].items():
+        for label, res in entry.get("resolutions", {}).items():
+            s = res["summary"]
+            wrong = s.get("wrong_matches")
+            if wrong is not None:
+                rows.append(f"| {name} | {label} | {_fmt(s['mma']['3'])} | {_fmt(wrong['descriptor'])} "
+                            f"| {_fmt(wrong['detector'])} |")
+    if not rows:
+        return []
+    return ["", "Matches that miss at 3 px, as shares of all matches (with MMA@3 they sum to 1): \"descriptor\" where",
+            "the second image had a shared point within 3 px of the right place and the match took another one,",
+            "\"detector\" where it had none.", "",
+            "| method | resolution | MMA@3 | wrong: descriptor | wrong: detector |", "|---|---|---|---|---|", *rows]
 
 
 def _figure(width: float, height: float):

@@ -21,6 +21,7 @@ from zippypoint.eval.protocol import (
     AUC_THRESHOLDS,
     CORRECTNESS_THRESHOLDS,
     MMA_THRESHOLDS,
+    WRONG_MATCH_CAUSES,
     evaluate_pair,
     homography_auc,
 )
@@ -182,6 +183,7 @@ def summarize(pairs: list[dict]) -> dict:
            for t in CORRECTNESS_THRESHOLDS},
         "matching_score": _mean(p["matching_score"] for p in pairs),
         "mma": {str(t): _mean(p["mma"][i] for p in pairs) for i, t in enumerate(MMA_THRESHOLDS)},
+        "wrong_matches": {cause: _mean(p["wrong_matches"][cause] for p in pairs) for cause in WRONG_MATCH_CAUSES},
         "auc": {str(t): v for t, v in homography_auc([p["corner_error"] for p in pairs], AUC_THRESHOLDS).items()},
         "mean_keypoints": _mean(n for p in pairs for n in p["keypoints"]),
         "undefined_repeatability": sum(1 for p in pairs if not np.isfinite(p["repeatability"])),
