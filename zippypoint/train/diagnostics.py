@@ -107,7 +107,8 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
                 h = scale_homography(pair.homography, sizes[1], sizes[pair.k], size)
                 v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, kind, ransac_orders=ransac_orders)
                 rows[kind, r].append((v["repeatability"], v["localization_error"], v["correctness_3"],
-                                      v["mma"][i3], v["mma"][i3] * v["matches"], v["correctness_3_orders"]))
+                                      v["mma"][i3], v["mma"][i3] * v["matches"], v["correctness_3_orders"],
+                                      v["wrong_matches"]["descriptor"], v["wrong_matches"]["detector"]))
     out: dict[str, dict] = {kind: {} for kind in kinds}
     for kind, r in settings:
         a = np.asarray(rows[kind, r], np.float64)
@@ -118,6 +119,7 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
             "correctness_3": float(a[:, 2].mean()), "correctness_3_orders": float(a[:, 5].mean()),
             "ransac_orders": ransac_orders, "mma_3": float(a[:, 3].mean()),
             "correct_matches": float(a[:, 4].mean()), "near_duplicates_2px": float(np.mean(dups[kind, r])),
+            "wrong_matches": {"descriptor": float(a[:, 6].mean()), "detector": float(a[:, 7].mean())},
         }
     return out
 
@@ -237,7 +239,8 @@ def main(argv=None) -> int:
         if args.ransac_orders < 1:
             parser.error(f"--ransac-orders must be >= 1, got {args.ransac_orders}")
         data, lines = {}, [f"| weights | set | dedupe px | rep | loc err | C3 | C3/{args.ransac_orders} | MMA@3 | "
-                           "correct matches | dups<2px |", "|---|---|---|---|---|---|---|---|---|---|"]
+                           "wrong: descriptor / detector | correct matches | dups<2px |",
+                           "|---|---|---|---|---|---|---|---|---|---|---|"]
         for w in tqdm(weights, desc="weights"):
             model = load_model(args.preset, w)
             for root in args.data:
@@ -248,6 +251,7 @@ def main(argv=None) -> int:
                     lines.append(f"| {Path(w).name} | {Path(root).name} | {key.split('_')[1]} | {v['repeatability']:.3f} | "
                                  f"{v['localization_error']:.3f} | {v['correctness_3']:.3f} | "
                                  f"{v['correctness_3_orders']:.3f} | {v['mma_3']:.3f} | "
+                                 f"{v['wrong_matches']['descriptor']:.3f} / {v['wrong_matches']['detector']:.3f} | "
                                  f"{v['correct_matches']:.1f} | {v['near_duplicates_2px']:.3f} |")
         _write(args.out, f"dev-{args.descriptors}", {"resolution": args.resolution, "descriptors": args.descriptors,
                                                       "results": data}, lines)
