@@ -116,7 +116,7 @@ def repeatability(
         return Repeatability(float("nan"), float("nan"), 0, 0)
     count, total_distance = 0, 0.0
     if len(a) and len(b):
-        distances = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+        distances = point_distances(a, b)
         for nearest in (distances.min(axis=1), distances.min(axis=0)):
             counted = nearest <= threshold
             count += int(counted.sum())
@@ -210,15 +210,19 @@ def homography_estimation(
                             correspondent)
 
 
-def nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Distance from each of ``points`` (N, 2) to its nearest of ``targets`` (M, 2): float64 [N]; inf when M = 0."""
+def point_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Euclidean distances between point sets: (N, 2) x (M, 2) -> float64 [N, M], px."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     targets = np.asarray(targets, dtype=np.float64).reshape(-1, 2)
-    if len(targets) == 0:
-        return np.full(len(points), np.inf)
-    if len(points) == 0:
-        return np.zeros(0)
-    return np.sqrt(((points[:, None, :] - targets[None, :, :]) ** 2).sum(-1).min(axis=1))
+    return np.linalg.norm(points[:, None, :] - targets[None, :, :], axis=2)
+
+
+def nearest_distances(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Distance from each of ``points`` (N, 2) to its nearest of ``targets`` (M, 2): float64 [N]; inf when M = 0."""
+    distances = point_distances(points, targets)
+    if distances.shape[1] == 0:
+        return np.full(distances.shape[0], np.inf)
+    return distances.min(axis=1)
 
 
 def wrong_matches(result: HomographyResult, threshold: float = DISTANCE_THRESHOLD) -> dict[str, float]:

@@ -86,7 +86,7 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
                        kinds=("binary",), ransac_orders: int = 1) -> dict:
     """``evaluate_dev`` for several descriptor kinds from one network run per image: {kind: {dedupe_r: ...}}."""
     from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
-    from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
+    from zippypoint.eval.protocol import MMA_THRESHOLDS, WRONG_MATCH_CAUSES, evaluate_pair
     from zippypoint.methods.registry import candidate_budget
 
     i3 = list(MMA_THRESHOLDS).index(3)
@@ -108,7 +108,7 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
                 v = evaluate_pair(feats[1], feats[pair.k], h, size, top_k, kind, ransac_orders=ransac_orders)
                 rows[kind, r].append((v["repeatability"], v["localization_error"], v["correctness_3"],
                                       v["mma"][i3], v["mma"][i3] * v["matches"], v["correctness_3_orders"],
-                                      v["wrong_matches"]["descriptor"], v["wrong_matches"]["detector"]))
+                                      *(v["wrong_matches"][cause] for cause in WRONG_MATCH_CAUSES)))
     out: dict[str, dict] = {kind: {} for kind in kinds}
     for kind, r in settings:
         a = np.asarray(rows[kind, r], np.float64)
@@ -119,7 +119,7 @@ def evaluate_dev_kinds(model, root: str | Path, size=(320, 240), top_k: int = 30
             "correctness_3": float(a[:, 2].mean()), "correctness_3_orders": float(a[:, 5].mean()),
             "ransac_orders": ransac_orders, "mma_3": float(a[:, 3].mean()),
             "correct_matches": float(a[:, 4].mean()), "near_duplicates_2px": float(np.mean(dups[kind, r])),
-            "wrong_matches": {"descriptor": float(a[:, 6].mean()), "detector": float(a[:, 7].mean())},
+            "wrong_matches": {cause: float(a[:, 6 + i].mean()) for i, cause in enumerate(WRONG_MATCH_CAUSES)},
         }
     return out
 
