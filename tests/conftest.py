@@ -32,6 +32,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts are not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def shipped_weights_available(name: str = "zippypoint") -> bool:
     from zippypoint.model.registry import get_preset
 

@@ -3,19 +3,12 @@ post-processing's own code, and an affine map that only rescales the channels le
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "binarisation_probe.py"
+from conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("binarisation_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("binarisation_probe")
 
 
 def _stats(rng, d=256):

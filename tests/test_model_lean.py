@@ -120,13 +120,9 @@ def test_one_block_stages_keep_the_second_block_and_its_order():
 
 
 def test_slim_preset_starts_from_the_lean_first_blocks():
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "init_slim_from_lean", Path(__file__).resolve().parent.parent / "scripts" / "init_slim_from_lean.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("init_slim_from_lean")
     slim_cfg = get_preset("zippypoint-slim").config
     assert slim_cfg.stage_blocks == (1, 1, 1, 1) and slim_cfg == ModelConfig(
         **{**get_preset("zippypoint-lean").config.to_dict(), "widths": slim_cfg.widths, "stage_blocks": (1, 1, 1, 1)})

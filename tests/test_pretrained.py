@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import requires_weights
+from conftest import load_script, requires_weights
 
 GOLDEN = Path(__file__).with_name("golden") / "zippypoint.npz"
 pytestmark = requires_weights
 
 
 def _load_golden_module():
-    path = Path(__file__).resolve().parent.parent / "scripts" / "make_golden.py"
-    spec = importlib.util.spec_from_file_location("make_golden", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("make_golden")
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,14 @@ where it can be, and the kept channels are the ones carrying the outputs."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 torch = pytest.importorskip("torch")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "prune_head.py"
-
-
 def _module():
-    spec = importlib.util.spec_from_file_location("prune_head", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("prune_head")
 
 
 def _wide():

@@ -32,17 +32,16 @@ def test_ridge_fit_rejects_mismatched_shapes_and_even_kernels():
 
 def _script_and_photos(name: str):
     """The module of ``scripts/<name>.py`` and 6 training photos at 160x120 (skips without the photos)."""
-    import importlib.util
     import sys
     from pathlib import Path
 
     from export_helpers import PHOTOS, require_photos
 
     require_photos()
+    from conftest import load_script
+
     scripts = Path(__file__).parents[1] / "scripts"
-    spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(name)
     sys.path.insert(0, str(scripts))
     from prune_head import load_photos
 
