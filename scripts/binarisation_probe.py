@@ -32,25 +32,29 @@ SIZE = (320, 240)
 TOP_K = 300
 
 
-def training_descriptors(model, photos: str | Path, count: int) -> np.ndarray:
-    """Raw descriptors at the top-``TOP_K`` keypoints of ``count`` training-split photos (evenly spread)."""
-    from zippypoint.eval.hpatches import read_image_bgr, resize_image
-    from zippypoint.io import list_images
+def features_and_raw(model, image_bgr: np.ndarray, max_keypoints: int) -> tuple[dict, np.ndarray]:
+    """The deployed features of one image at ``SIZE`` and the raw descriptors (float64) at their keypoints."""
+    from zippypoint.eval.hpatches import resize_image
     from zippypoint.postprocess import PostprocessConfig, dense_to_features, sample_descriptors
     from zippypoint.train.diagnostics import dense_maps
+
+    dense = dense_maps(model, resize_image(image_bgr, SIZE))[0]
+    feats = dense_to_features(dense["scores"], dense["keypoints"], dense["descriptors"], image_size=SIZE,
+                              config=PostprocessConfig(max_keypoints=max_keypoints))
+    return feats, sample_descriptors(dense["descriptors"], feats["keypoints"], SIZE).astype(np.float64)
+
+
+def training_descriptors(model, photos: str | Path, count: int) -> np.ndarray:
+    """Raw descriptors at the top-``TOP_K`` keypoints of ``count`` training-split photos (evenly spread)."""
+    from zippypoint.eval.hpatches import read_image_bgr
+    from zippypoint.io import list_images
     from zippypoint.train.split import split_dev
 
     train = split_dev(list_images(photos))[0]
     if not train:
         raise ValueError(f"no training-split photos under {photos}")
     step = max(1, len(train) // count)
-    rows = []
-    for path in train[::step][:count]:
-        dense = dense_maps(model, resize_image(read_image_bgr(path), SIZE))[0]
-        feats = dense_to_features(dense["scores"], dense["keypoints"], dense["descriptors"], image_size=SIZE,
-                                  config=PostprocessConfig(max_keypoints=TOP_K))
-        rows.append(sample_descriptors(dense["descriptors"], feats["keypoints"], SIZE))
-    return np.concatenate(rows).astype(np.float64)
+    return np.concatenate([features_and_raw(model, read_image_bgr(path), TOP_K)[1] for path in train[::step][:count]])
 
 
 def code_variants(stats: dict, seeds=(0, 1, 2)):
@@ -81,24 +85,19 @@ def code_variants(stats: dict, seeds=(0, 1, 2)):
 
 def probe_set(model, root: str | Path, variants: dict, ransac_orders: int) -> dict:
     """Protocol means of every code on one HPatches-layout set."""
-    from zippypoint.eval.hpatches import find_sequences, read_image_bgr, resize_image, scale_homography
+    from zippypoint.eval.hpatches import find_sequences, read_image_bgr, scale_homography
     from zippypoint.eval.protocol import MMA_THRESHOLDS, evaluate_pair
     from zippypoint.methods.registry import candidate_budget
-    from zippypoint.postprocess import PostprocessConfig, dense_to_features, sample_descriptors
-    from zippypoint.train.diagnostics import dense_maps
 
     i3 = list(MMA_THRESHOLDS).index(3)
-    cfg = PostprocessConfig(max_keypoints=candidate_budget("zippypoint", TOP_K))
+    budget = candidate_budget("zippypoint", TOP_K)
     rows: dict[str, list] = {name: [] for name in variants}
     for seq in find_sequences(root):
         feats, codes, sizes = {}, {}, {}
         for k, path in seq.images.items():
             image = read_image_bgr(path)
             sizes[k] = (image.shape[1], image.shape[0])
-            dense = dense_maps(model, resize_image(image, SIZE))[0]
-            feats[k] = dense_to_features(dense["scores"], dense["keypoints"], dense["descriptors"], image_size=SIZE,
-                                         config=cfg)
-            raw = sample_descriptors(dense["descriptors"], feats[k]["keypoints"], SIZE).astype(np.float64)
+            feats[k], raw = features_and_raw(model, image, budget)
             codes[k] = {name: make(raw) for name, make in variants.items()}
         for pair in seq.pairs():
             h = scale_homography(pair.homography, sizes[1], sizes[pair.k], SIZE)
@@ -134,9 +133,9 @@ def main(argv=None) -> int:
     if model.config.descriptor_ones != ONES:
         raise ValueError(f"{args.preset} has {model.config.descriptor_ones} ones per code; the probe assumes {ONES}")
     train = training_descriptors(model, args.photos, args.photo_count)
-    centred = train - train.mean(0)
-    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
-    stats = {"mean": train.mean(0), "std": train.std(0) + 1e-6, "components": vt[:ONES]}
+    mean = train.mean(0)
+    _, sv, vt = np.linalg.svd(train - mean, full_matrices=False)
+    stats = {"mean": mean, "std": train.std(0) + 1e-6, "components": vt[:ONES]}
     bits = topk_binarize(train, ONES)
     freq = bits.mean(0)
     report = {
