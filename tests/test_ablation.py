@@ -135,3 +135,39 @@ def test_diagnostics_refuses_missing_inputs_before_evaluating_anything(tmp_path,
     assert exc.value.code == 2
     assert "step_000600.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_seeds_train_each_variant_once_per_seed_and_pair_the_differences(plan_dir, shared_data):
+    """With seeds every variant runs once per seed, the row's metrics are the mean over seeds, and the paired table
+    subtracts the first variant's run of the same seed."""
+    plan = json.loads((plan_dir / "plan.json").read_text())
+    plan["steps"], plan["seeds"] = 1, [3, 4]
+    (plan_dir / "plan.json").write_text(json.dumps(plan))
+    assert AblationPlan.from_file(plan_dir / "plan.json").seeds == (3, 4)
+    out = plan_dir / "out"
+    dev = str(shared_data / "hpatches-dev")
+    assert main(["--plan", str(plan_dir / "plan.json"), "--data", str(plan_dir / "photos"), "--dev", dev,
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "ablation.json").read_text())
+    plain, ana = result["variants"]
+    for row, slug in ((plain, "plain-ste"), (ana, "ana-same-start")):
+        assert [r["seed"] for r in row["runs"]] == [3, 4]
+        assert all((out / slug / f"seed-{n}" / "final.safetensors").is_file() for n in (3, 4))
+        runs = [r["metrics"]["binary"]["hpatches-dev"]["mma_3"] for r in row["runs"]]
+        assert row["metrics"]["binary"]["hpatches-dev"]["mma_3"] == pytest.approx(sum(runs) / 2)
+    (diff,) = result["paired_differences"]
+    expected = [a["metrics"]["binary"]["hpatches-dev"]["mma_3"] - p["metrics"]["binary"]["hpatches-dev"]["mma_3"]
+                for p, a in zip(plain["runs"], ana["runs"], strict=True)]
+    got = diff["sets"]["hpatches-dev"]["mma_3"]
+    assert got["mean"] == pytest.approx(sum(expected) / 2)
+    assert got["min"] == pytest.approx(min(expected)) and got["max"] == pytest.approx(max(expected))
+    text = (out / "ablation.md").read_text()
+    assert "2 seeds" in text and "Paired differences" in text and "| ANA same_start | " in text.split("Paired")[1]
+    with pytest.raises(ValueError, match="seeds"):
+        AblationPlan.from_file(_write(plan_dir, {**plan, "seeds": [1, 1]}))
+
+
+def _write(folder, plan):
+    path = folder / "other.json"
+    path.write_text(json.dumps(plan))
+    return path

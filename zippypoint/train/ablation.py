@@ -2,6 +2,11 @@
 for the same number of steps from the same start on the same photos, then evaluated on the same development sets
 (the deployed post-processing; PyTorch fake-quant network).
 
+With ``seeds`` in the plan every variant is trained once per seed (the seed sets the data order and the augmentation;
+the start is the same): the table gives the mean over seeds with the range of MMA@3, and a second table the paired
+difference of each variant from the first one, seed by seed (same photos in the same order), so that a gap can be
+read against the spread of the seeds.
+
 Command line (a plan JSON, see ``configs/ablations/lean.json``; finished runs are reused, interrupted ones resume)::
 
     python -m zippypoint.train.ablation --plan configs/ablations/lean.json --data PHOTOS --dev SET [--dev SET ...] \\
@@ -52,6 +57,7 @@ class AblationPlan:
     variants: tuple[Variant, ...]
     resolution: tuple[int, int] = (320, 240)  # evaluation size (W, H)
     top_k: int = 300
+    seeds: tuple[int, ...] = ()  # one run per variant and seed (run folders <variant>/seed-<n>); () = the base's seed
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -61,11 +67,13 @@ class AblationPlan:
         slugs = [v.slug for v in self.variants]
         if len(set(slugs)) != len(slugs):
             raise ValueError(f"variant names must differ in letters and digits, got {[v.name for v in self.variants]}")
+        if len(set(self.seeds)) != len(self.seeds) or any(not isinstance(n, int) or n < 0 for n in self.seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> AblationPlan:
         data = json.loads(Path(path).read_text())
-        known = {"base", "steps", "variants", "resolution", "top_k"}
+        known = {"base", "steps", "variants", "resolution", "top_k", "seeds"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown plan keys {unknown}; known: {sorted(known)}")
@@ -77,7 +85,8 @@ class AblationPlan:
             variants.append(Variant(name=v["name"], overrides=v.get("overrides", {}), ana_window=v.get("ana_window"),
                                     descriptors=tuple(v.get("descriptors", ("binary",)))))
         return cls(base=str(Path(path).parent / data["base"]), steps=int(data["steps"]), variants=tuple(variants),
-                   resolution=tuple(data.get("resolution", (320, 240))), top_k=int(data.get("top_k", 300)))
+                   resolution=tuple(data.get("resolution", (320, 240))), top_k=int(data.get("top_k", 300)),
+                   seeds=tuple(data.get("seeds", ())))
 
 
 def _merge(base: dict, changes: dict) -> dict:
@@ -90,8 +99,9 @@ def _merge(base: dict, changes: dict) -> dict:
     return out
 
 
-def variant_config(plan: AblationPlan, variant: Variant, data: str | Path):
-    """The TrainConfig of one variant: the base with its overrides, planned to run exactly ``plan.steps`` steps."""
+def variant_config(plan: AblationPlan, variant: Variant, data: str | Path, seed: int | None = None):
+    """The TrainConfig of one variant: the base with its overrides, planned to run exactly ``plan.steps`` steps
+    (with ``seed``: that seed instead of the base's)."""
     from zippypoint.train.config import TrainConfig
     from zippypoint.train.trainer import steps_per_epoch, training_images
 
@@ -100,6 +110,8 @@ def variant_config(plan: AblationPlan, variant: Variant, data: str | Path):
                                               "max_minutes": None}))
     epochs = plan.steps / steps_per_epoch(len(training_images(cfg, data)[0]), cfg.batch_size)
     changes: dict[str, Any] = {"epochs": epochs, "max_steps": plan.steps}
+    if seed is not None:
+        changes["seed"] = seed
     if variant.ana_window is not None:
         if cfg.stage != "quantize":
             raise ValueError(f"{variant.name}: ana_window needs stage 'quantize', got {cfg.stage!r}")
@@ -108,20 +120,34 @@ def variant_config(plan: AblationPlan, variant: Variant, data: str | Path):
 
 
 def run_variant(plan: AblationPlan, variant: Variant, data: str | Path, out: Path, dev_sets: list[str]) -> dict:
-    """Train (or reuse, or resume) one variant and evaluate its final weights on every development set."""
+    """Train (or reuse, or resume) one variant, once per seed of the plan, and evaluate the final weights of each run
+    on every development set. ``metrics`` holds the mean over the runs; ``runs`` each run's own."""
+    seeds = plan.seeds or (None,)
+    runs = [_run_once(plan, variant, data, out / variant.slug if seed is None else out / variant.slug / f"seed-{seed}",
+                      dev_sets, seed) for seed in seeds]
+    first = runs[0]
+    row: dict[str, Any] = {"name": variant.name, "run": first["run"], "steps": first["steps"], "pairs": first["pairs"],
+                           "wall_time_s": sum(r["wall_time_s"] for r in runs) / len(runs), "device": first["device"],
+                           "teacher": first["teacher"], "ana": first["ana"],
+                           "metrics": mean_metrics([r["metrics"] for r in runs])}
+    if plan.seeds:
+        row["runs"] = runs
+    return row
+
+
+def _run_once(plan: AblationPlan, variant: Variant, data: str | Path, folder: Path, dev_sets: list[str],
+              seed: int | None) -> dict:
     from zippypoint.train.diagnostics import evaluate_dev_kinds, load_model
     from zippypoint.train.trainer import FINAL, train
 
-    cfg = variant_config(plan, variant, data)
-    folder = out / variant.slug
+    cfg = variant_config(plan, variant, data, seed)
     if not (folder / FINAL).is_file():
         train(cfg, data, folder)
     summary = json.loads((folder / "summary.json").read_text())
     model = load_model(cfg.preset, str(folder / FINAL))
-    row: dict[str, Any] = {"name": variant.name, "run": str(folder), "steps": summary["steps"],
+    row: dict[str, Any] = {"seed": cfg.seed, "run": str(folder), "steps": summary["steps"],
                            "pairs": summary["steps"] * cfg.batch_size, "wall_time_s": summary["wall_time_s"],
-                           "device": summary.get("device"), "teacher": cfg.teacher,
-                           "ana": cfg.ana, "metrics": {}}
+                           "device": summary.get("device"), "teacher": cfg.teacher, "ana": cfg.ana, "metrics": {}}
     for root in dev_sets:  # every descriptor kind from one network run per image
         per_kind = evaluate_dev_kinds(model, root, plan.resolution, plan.top_k, (0.0,), tuple(variant.descriptors))
         for kind in variant.descriptors:
@@ -129,15 +155,83 @@ def run_variant(plan: AblationPlan, variant: Variant, data: str | Path, out: Pat
     return row
 
 
-def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
+def mean_metrics(per_run: list[dict]) -> dict:
+    """The mean over runs of every number in nested ``{kind: {set: {metric: value}}}`` dicts (one per run); with one
+    run, that run's own dict. Values that are not numbers in every run (None, nested dicts) keep the first run's."""
+    if len(per_run) == 1:
+        return per_run[0]
+    out: dict = {}
+    for kind, per_set in per_run[0].items():
+        for name, metrics in per_set.items():
+            merged = {}
+            for key, value in metrics.items():
+                values = [run[kind][name].get(key) for run in per_run]
+                numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                merged[key] = sum(values) / len(values) if numbers else value
+            out.setdefault(kind, {})[name] = merged
+    return out
+
+
+def _spread(row: dict, kind: str, name: str, key: str) -> tuple[float, float] | None:
+    runs = row.get("runs")
+    if not runs or len(runs) < 2:
+        return None
+    values = [r["metrics"][kind][name][key] for r in runs]
+    return min(values), max(values)
+
+
+def paired_differences(rows: list[dict], dev_sets: list[str], kind: str = "binary") -> list[dict]:
+    """Each variant after the first minus the first, run by run of the same seed: per set, the mean and range over
+    seeds of the difference in C3 and MMA@3 (``kind`` descriptors). Empty without seeds."""
+    if not rows or "runs" not in rows[0]:
+        return []
     names = [Path(r).name for r in dev_sets]
+    base = {r["seed"]: r["metrics"][kind] for r in rows[0]["runs"]}
+    out = []
+    for row in rows[1:]:
+        runs = [r for r in row.get("runs", []) if r["seed"] in base and kind in r["metrics"]]
+        if not runs:
+            continue
+        entry = {"name": row["name"], "reference": rows[0]["name"], "seeds": [r["seed"] for r in runs], "sets": {}}
+        for n in names:
+            for key in ("correctness_3", "mma_3"):
+                diffs = [r["metrics"][kind][n][key] - base[r["seed"]][n][key] for r in runs]
+                entry["sets"].setdefault(n, {})[key] = {"mean": sum(diffs) / len(diffs), "min": min(diffs),
+                                                         "max": max(diffs)}
+        out.append(entry)
+    return out
+
+
+def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
+    """The ablation table; with several seeds a cell is the mean C3 / MMA@3 over seeds with MMA@3's range, and a
+    second table gives the paired differences from the first variant."""
+    names = [Path(r).name for r in dev_sets]
+    seeds = len(rows[0].get("runs", [])) if rows else 0
     lines = ["| variant | descriptors | budget | " + " | ".join(f"{n} C3 / MMA@3" for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for row in rows:
         budget = f"{row['steps']} steps ({row['pairs']} pairs), {row['wall_time_s'] / 60:.1f} min"
+        if seeds > 1:
+            budget += f" a run, {seeds} seeds"
         for kind, per_set in row["metrics"].items():
-            cells = " | ".join(f"{per_set[n]['correctness_3']:.3f} / {per_set[n]['mma_3']:.3f}" for n in names)
-            lines.append(f"| {row['name']} | {kind} | {budget} | {cells} |")
+            cells = []
+            for n in names:
+                cell = f"{per_set[n]['correctness_3']:.3f} / {per_set[n]['mma_3']:.3f}"
+                spread = _spread(row, kind, n, "mma_3")
+                if spread is not None:
+                    cell += f" ({spread[0]:.3f}-{spread[1]:.3f})"
+                cells.append(cell)
+            lines.append(f"| {row['name']} | {kind} | {budget} | " + " | ".join(cells) + " |")
+    differences = paired_differences(rows, dev_sets)
+    if differences:
+        lines += ["", f"Paired differences from \"{differences[0]['reference']}\" (binary descriptors, same seed; mean "
+                  "[min, max] over seeds):", "",
+                  "| variant | " + " | ".join(f"{n} C3 | {n} MMA@3" for n in names) + " |",
+                  "|---|" + "---|---|" * len(names)]
+        for entry in differences:
+            cells = [f"{entry['sets'][n][k]['mean']:+.3f} [{entry['sets'][n][k]['min']:+.3f}, "
+                     f"{entry['sets'][n][k]['max']:+.3f}]" for n in names for k in ("correctness_3", "mma_3")]
+            lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -149,13 +243,18 @@ def plot(rows: list[dict], dev_sets: list[str], path: Path) -> None:
     import numpy as np
 
     names = [Path(r).name for r in dev_sets]
-    bars = [(f"{row['name']} ({kind})", [per_set[n]["mma_3"] for n in names])
+    bars = [(f"{row['name']} ({kind})", [per_set[n]["mma_3"] for n in names],
+             [_spread(row, kind, n, "mma_3") for n in names])
             for row in rows for kind, per_set in row["metrics"].items()]
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(names)), 4.0))
     width = 0.8 / max(len(bars), 1)
     x = np.arange(len(names))
-    for i, (label, values) in enumerate(bars):
-        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=label)
+    for i, (label, values, spreads) in enumerate(bars):
+        errors = None
+        if all(sp is not None for sp in spreads):  # the range over seeds
+            errors = np.array([[v - sp[0] for v, sp in zip(values, spreads, strict=True)],
+                               [sp[1] - v for v, sp in zip(values, spreads, strict=True)]])
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=label, yerr=errors, capsize=2)
     ax.set_xticks(x, names)
     ax.set_ylabel("MMA@3")
     ax.set_ylim(0, 1.2)
@@ -194,8 +293,9 @@ def main(argv=None) -> int:
     for i, variant in enumerate(variants):
         print(f"[{i + 1}/{len(variants)}] {variant.name}", flush=True)
         rows.append(run_variant(plan, variant, args.data, args.out, args.dev))
-        result = {"plan": str(args.plan), "base": plan.base, "steps": plan.steps,
-                  "resolution": list(plan.resolution), "top_k": plan.top_k, "dev_sets": args.dev, "variants": rows}
+        result = {"plan": str(args.plan), "base": plan.base, "steps": plan.steps, "seeds": list(plan.seeds),
+                  "resolution": list(plan.resolution), "top_k": plan.top_k, "dev_sets": args.dev, "variants": rows,
+                  "paired_differences": paired_differences(rows, args.dev)}
         (args.out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "ablation.md").write_text("\n".join(table(rows, args.dev)) + "\n")
     plot(rows, args.dev, args.out / "ablation.png")
