@@ -139,11 +139,12 @@ def test_diagnostics_refuses_missing_inputs_before_evaluating_anything(tmp_path,
 
 def test_seeds_train_each_variant_once_per_seed_and_pair_the_differences(plan_dir, shared_data):
     """With seeds every variant runs once per seed, the row's metrics are the mean over seeds, and the paired table
-    subtracts the first variant's run of the same seed."""
+    subtracts the first variant's run of the same seed; C3 is averaged over the plan's RANSAC orders."""
     plan = json.loads((plan_dir / "plan.json").read_text())
-    plan["steps"], plan["seeds"] = 1, [3, 4]
+    plan["steps"], plan["seeds"], plan["ransac_orders"] = 1, [3, 4], 3
     (plan_dir / "plan.json").write_text(json.dumps(plan))
-    assert AblationPlan.from_file(plan_dir / "plan.json").seeds == (3, 4)
+    loaded = AblationPlan.from_file(plan_dir / "plan.json")
+    assert loaded.seeds == (3, 4) and loaded.ransac_orders == 3
     out = plan_dir / "out"
     dev = str(shared_data / "hpatches-dev")
     assert main(["--plan", str(plan_dir / "plan.json"), "--data", str(plan_dir / "photos"), "--dev", dev,
@@ -159,10 +160,13 @@ def test_seeds_train_each_variant_once_per_seed_and_pair_the_differences(plan_di
     expected = [a["metrics"]["binary"]["hpatches-dev"]["mma_3"] - p["metrics"]["binary"]["hpatches-dev"]["mma_3"]
                 for p, a in zip(plain["runs"], ana["runs"], strict=True)]
     got = diff["sets"]["hpatches-dev"]["mma_3"]
+    assert set(diff["sets"]["hpatches-dev"]) == {"correctness_3_orders", "mma_3"}
     assert got["mean"] == pytest.approx(sum(expected) / 2)
     assert got["min"] == pytest.approx(min(expected)) and got["max"] == pytest.approx(max(expected))
     text = (out / "ablation.md").read_text()
-    assert "2 seeds" in text and "Paired differences" in text and "| ANA same_start | " in text.split("Paired")[1]
+    assert "hpatches-dev C3/3 / MMA@3" in text and "2 seeds" in text and "Paired differences" in text
+    assert "| ANA same_start | " in text.split("Paired")[1]
+    assert all(r["metrics"]["binary"]["hpatches-dev"]["ransac_orders"] == 3 for r in plain["runs"])
     with pytest.raises(ValueError, match="seeds"):
         AblationPlan.from_file(_write(plan_dir, {**plan, "seeds": [1, 1]}))
 

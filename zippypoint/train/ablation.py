@@ -58,6 +58,8 @@ class AblationPlan:
     resolution: tuple[int, int] = (320, 240)  # evaluation size (W, H)
     top_k: int = 300
     seeds: tuple[int, ...] = ()  # one run per variant and seed (run folders <variant>/seed-<n>); () = the base's seed
+    # C3 is also averaged over this many orders of the matches given to RANSAC (the table's C3 column then shows it)
+    ransac_orders: int = 1
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -67,13 +69,15 @@ class AblationPlan:
         slugs = [v.slug for v in self.variants]
         if len(set(slugs)) != len(slugs):
             raise ValueError(f"variant names must differ in letters and digits, got {[v.name for v in self.variants]}")
+        if self.ransac_orders < 1:
+            raise ValueError(f"ransac_orders must be >= 1, got {self.ransac_orders}")
         if len(set(self.seeds)) != len(self.seeds) or any(not isinstance(n, int) or n < 0 for n in self.seeds):
             raise ValueError(f"seeds must be distinct integers >= 0, got {list(self.seeds)}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> AblationPlan:
         data = json.loads(Path(path).read_text())
-        known = {"base", "steps", "variants", "resolution", "top_k", "seeds"}
+        known = {"base", "steps", "variants", "resolution", "top_k", "seeds", "ransac_orders"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown plan keys {unknown}; known: {sorted(known)}")
@@ -86,7 +90,7 @@ class AblationPlan:
                                     descriptors=tuple(v.get("descriptors", ("binary",)))))
         return cls(base=str(Path(path).parent / data["base"]), steps=int(data["steps"]), variants=tuple(variants),
                    resolution=tuple(data.get("resolution", (320, 240))), top_k=int(data.get("top_k", 300)),
-                   seeds=tuple(data.get("seeds", ())))
+                   seeds=tuple(data.get("seeds", ())), ransac_orders=int(data.get("ransac_orders", 1)))
 
 
 def _merge(base: dict, changes: dict) -> dict:
@@ -149,7 +153,8 @@ def _run_once(plan: AblationPlan, variant: Variant, data: str | Path, folder: Pa
                            "pairs": summary["steps"] * cfg.batch_size, "wall_time_s": summary["wall_time_s"],
                            "device": summary.get("device"), "teacher": cfg.teacher, "ana": cfg.ana, "metrics": {}}
     for root in dev_sets:  # every descriptor kind from one network run per image
-        per_kind = evaluate_dev_kinds(model, root, plan.resolution, plan.top_k, (0.0,), tuple(variant.descriptors))
+        per_kind = evaluate_dev_kinds(model, root, plan.resolution, plan.top_k, (0.0,), tuple(variant.descriptors),
+                                      ransac_orders=plan.ransac_orders)
         for kind in variant.descriptors:
             row["metrics"].setdefault(kind, {})[Path(root).name] = per_kind[kind]["dedupe_0"]
     return row
@@ -194,7 +199,7 @@ def paired_differences(rows: list[dict], dev_sets: list[str], kind: str = "binar
             continue
         entry = {"name": row["name"], "reference": rows[0]["name"], "seeds": [r["seed"] for r in runs], "sets": {}}
         for n in names:
-            for key in ("correctness_3", "mma_3"):
+            for key in ("correctness_3_orders", "mma_3"):
                 diffs = [r["metrics"][kind][n][key] - base[r["seed"]][n][key] for r in runs]
                 entry["sets"].setdefault(n, {})[key] = {"mean": sum(diffs) / len(diffs), "min": min(diffs),
                                                          "max": max(diffs)}
@@ -202,12 +207,14 @@ def paired_differences(rows: list[dict], dev_sets: list[str], kind: str = "binar
     return out
 
 
-def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
+def table(rows: list[dict], dev_sets: list[str], ransac_orders: int = 1) -> list[str]:
     """The ablation table; with several seeds a cell is the mean C3 / MMA@3 over seeds with MMA@3's range, and a
-    second table gives the paired differences from the first variant."""
+    second table gives the paired differences from the first variant. C3 is averaged over ``ransac_orders`` orders
+    of the matches given to RANSAC (the plan's; 1 = the protocol's single run)."""
     names = [Path(r).name for r in dev_sets]
+    c3 = "C3" if ransac_orders == 1 else f"C3/{ransac_orders}"
     seeds = len(rows[0].get("runs", [])) if rows else 0
-    lines = ["| variant | descriptors | budget | " + " | ".join(f"{n} C3 / MMA@3" for n in names) + " |",
+    lines = ["| variant | descriptors | budget | " + " | ".join(f"{n} {c3} / MMA@3" for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for row in rows:
         budget = f"{row['steps']} steps ({row['pairs']} pairs), {row['wall_time_s'] / 60:.1f} min"
@@ -216,7 +223,7 @@ def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
         for kind, per_set in row["metrics"].items():
             cells = []
             for n in names:
-                cell = f"{per_set[n]['correctness_3']:.3f} / {per_set[n]['mma_3']:.3f}"
+                cell = f"{per_set[n]['correctness_3_orders']:.3f} / {per_set[n]['mma_3']:.3f}"
                 spread = _spread(row, kind, n, "mma_3")
                 if spread is not None:
                     cell += f" ({spread[0]:.3f}-{spread[1]:.3f})"
@@ -226,11 +233,11 @@ def table(rows: list[dict], dev_sets: list[str]) -> list[str]:
     if differences:
         lines += ["", f"Paired differences from \"{differences[0]['reference']}\" (binary descriptors, same seed; mean "
                   "[min, max] over seeds):", "",
-                  "| variant | " + " | ".join(f"{n} C3 | {n} MMA@3" for n in names) + " |",
+                  "| variant | " + " | ".join(f"{n} {c3} | {n} MMA@3" for n in names) + " |",
                   "|---|" + "---|---|" * len(names)]
         for entry in differences:
             cells = [f"{entry['sets'][n][k]['mean']:+.3f} [{entry['sets'][n][k]['min']:+.3f}, "
-                     f"{entry['sets'][n][k]['max']:+.3f}]" for n in names for k in ("correctness_3", "mma_3")]
+                     f"{entry['sets'][n][k]['max']:+.3f}]" for n in names for k in ("correctness_3_orders", "mma_3")]
             lines.append(f"| {entry['name']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -294,10 +301,11 @@ def main(argv=None) -> int:
         print(f"[{i + 1}/{len(variants)}] {variant.name}", flush=True)
         rows.append(run_variant(plan, variant, args.data, args.out, args.dev))
         result = {"plan": str(args.plan), "base": plan.base, "steps": plan.steps, "seeds": list(plan.seeds),
+                  "ransac_orders": plan.ransac_orders,
                   "resolution": list(plan.resolution), "top_k": plan.top_k, "dev_sets": args.dev, "variants": rows,
                   "paired_differences": paired_differences(rows, args.dev)}
         (args.out / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / "ablation.md").write_text("\n".join(table(rows, args.dev)) + "\n")
+        (args.out / "ablation.md").write_text("\n".join(table(rows, args.dev, plan.ransac_orders)) + "\n")
     plot(rows, args.dev, args.out / "ablation.png")
     print((args.out / "ablation.md").read_text())
     return 0
