@@ -33,6 +33,12 @@ VARIANTS = {
     "(1, 1, 1, 1) = zippypoint-slim": {"stage_blocks": (1, 1, 1, 1)},
     "(1, 1, 1, 1), head 96": {"stage_blocks": (1, 1, 1, 1), "head_width": 96},
     "(1, 1, 1, 1), head 64": {"stage_blocks": (1, 1, 1, 1), "head_width": 64},
+    # no binary block at H/2: the stride-2 stem feeds down2 directly (docs/search.md, "No binary block at H/2")
+    "(0, 1, 1, 1), head 64": {"stage_blocks": (0, 1, 1, 1), "head_width": 64},
+    "(1, 1, 1, 1), head 64, c4 128, rank 64 = zippypoint-tiny-r64": {
+        "stage_blocks": (1, 1, 1, 1), "head_width": 64, "widths": (32, 32, 64, 128, 128), "descriptor_rank": 64},
+    "(0, 1, 1, 1), head 64, c4 128, rank 64": {
+        "stage_blocks": (0, 1, 1, 1), "head_width": 64, "widths": (32, 32, 64, 128, 128), "descriptor_rank": 64},
 }
 SIZES = ((320, 240, 300), (640, 480, 1000))
 

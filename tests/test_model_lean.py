@@ -22,7 +22,8 @@ LEAN_OPTIONS = [dict(stem_stride=2), dict(shared_head=True), dict(descriptor_str
                 dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=64, stage_blocks=(1, 1, 1, 1),
                      widths=(32, 32, 64, 128, 128), descriptor_kernel=1),
                 dict(descriptor_stride=8, shared_head=True, head_width=64, descriptor_rank=32),
-                dict(descriptor_stride=8, descriptor_kernel=1, descriptor_rank=16)]
+                dict(descriptor_stride=8, descriptor_kernel=1, descriptor_rank=16),
+                dict(stem_stride=2, descriptor_stride=8, shared_head=True, head_width=64, stage_blocks=(0, 1, 1, 1))]
 
 
 def _random_bn(model):
@@ -70,7 +71,8 @@ def test_lean_preset_is_cheaper_and_validated():
                                                                                640)["binary_macs"]
     for bad in (dict(stem_stride=3), dict(descriptor_stride=2), dict(head_width=-1), dict(stage_blocks=(2, 2, 3, 2)),
                 dict(stage_blocks=(1, 1, 1)), dict(descriptor_kernel=2), dict(descriptor_rank=8),
-                dict(descriptor_rank=-1, descriptor_stride=8), dict(descriptor_rank=256, descriptor_stride=8)):
+                dict(descriptor_rank=-1, descriptor_stride=8), dict(descriptor_rank=256, descriptor_stride=8),
+                dict(stage_blocks=(0, 1, 1, 1)), dict(stage_blocks=(1, 0, 1, 1), stem_stride=2)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ModelConfig(**bad)
 
@@ -117,6 +119,25 @@ def test_one_block_stages_keep_the_second_block_and_its_order():
     assert 0.3 * full["binary_macs"] < one["binary_macs"] < 0.6 * full["binary_macs"]
     again = ModelConfig.from_dict(ModelConfig(stage_blocks=(1, 2, 1, 1)).to_dict())
     assert again.stage_blocks == (1, 2, 1, 1)
+
+
+def test_a_stage_1_without_blocks_feeds_the_stem_to_down2():
+    """stage_blocks[0] = 0: nothing binary runs at H/2; the stem's output is down2's input."""
+    from zippypoint.model.network import binary_block_inputs
+
+    net = ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, stage_blocks=(0, 1, 1, 1)))
+    assert net.block1a is None and net.block1b is None
+    assert [(n, s) for n, s in binary_block_inputs(net)][0] == ("block2b", net.down2)
+    assert {k.split(".")[0] for k in net.state_dict()}.isdisjoint({"block1a", "block1b"})
+    seen = []
+    hook = net.down2.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape))
+    with torch.no_grad():
+        net.eval()(torch.rand(1, 1, 48, 64))
+    hook.remove()
+    assert seen == [(1, 32, 24, 32)]  # the stem's c1 channels at H/2
+    one = count_complexity(ZippyPointNet(ModelConfig(in_channels=1, stem_stride=2, stage_blocks=(1, 1, 1, 1))), 480, 640)
+    none = count_complexity(net, 480, 640)
+    assert none["binary_macs"] < one["binary_macs"] and none["params"] < one["params"]
 
 
 def test_slim_preset_starts_from_the_lean_first_blocks():

@@ -221,7 +221,7 @@ class FoldedZippyPoint(nn.Module):
             self.down1 = FoldedDownsample(model.down1, rounding) if model.down1 is not None else None
             self.down2 = FoldedDownsample(model.down2, rounding)
             self.down3 = FoldedDownsample(model.down3, rounding)
-            for name in ("block1a", "block2a", "block3a", "block4a"):  # one-block stages have none
+            for name in (f"block{i}{ab}" for i in range(1, 5) for ab in "ab"):  # a stage may have fewer
                 setattr(self, name, None)
             for name, source in binary_block_inputs(model):
                 quant = _output_quant(source)

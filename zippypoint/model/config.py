@@ -34,7 +34,9 @@ class ModelConfig:
     # a 64-channel head: 0.36 of the single 3x3 conv's MACs); 0 = one conv
     descriptor_rank: int = 0
     # binary residual blocks in each of the four stages (1 or 2; the paper has 2). A one-block stage keeps the
-    # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4
+    # pair's second block ("b", with the hard-swish after the sum); in stage 4 it then also projects c3 -> c4.
+    # Stage 1 may have 0 (with the stride-2 stem): the stem conv then feeds down2 directly and nothing but the stem
+    # runs at H/2 (docs/search.md, "No binary block at H/2")
     stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
 
     def __post_init__(self) -> None:
@@ -61,8 +63,11 @@ class ModelConfig:
             raise ValueError("descriptor_rank needs descriptors at H/8 (descriptor_stride=8)")
         if self.head_width < 0:
             raise ValueError(f"head_width must be >= 0 (0 = c4), got {self.head_width}")
-        if len(self.stage_blocks) != 4 or any(n not in (1, 2) for n in self.stage_blocks):
-            raise ValueError(f"stage_blocks must be 4 values, each 1 or 2, got {self.stage_blocks}")
+        if (len(self.stage_blocks) != 4 or any(n not in (1, 2) for n in self.stage_blocks[1:])
+                or self.stage_blocks[0] not in (0, 1, 2)):
+            raise ValueError(f"stage_blocks must be 4 values, each 1 or 2 (the first may be 0), got {self.stage_blocks}")
+        if self.stage_blocks[0] == 0 and self.stem_stride != 2:
+            raise ValueError("stage_blocks[0] = 0 (no binary block at H/2) needs the stride-2 stem (stem_stride=2)")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -118,7 +118,7 @@ class ZippyPointNet(nn.Module):
         n1, n2, n3, n4 = cfg.stage_blocks
         # a one-block stage has no "a" block (None); its "b" block takes the stage input
         self.block1a = BinaryResidualBlock(cfg, c1, c1, post_act=False) if n1 == 2 else None
-        self.block1b = BinaryResidualBlock(cfg, c1, c1, post_act=True)
+        self.block1b = BinaryResidualBlock(cfg, c1, c1, post_act=True) if n1 else None
         self.down2 = Downsample(cfg, c1, c2, r)
         self.block2a = BinaryResidualBlock(cfg, c2, c2, post_act=False) if n2 == 2 else None
         self.block2b = BinaryResidualBlock(cfg, c2, c2, post_act=True)
@@ -199,8 +199,10 @@ def backbone_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _stage(net: nn.Module, i: int, x: torch.Tensor) -> torch.Tensor:
-    first = getattr(net, f"block{i}a")
-    return getattr(net, f"block{i}b")(first(x) if first is not None else x)
+    first, second = getattr(net, f"block{i}a"), getattr(net, f"block{i}b")
+    if second is None:  # a stage without blocks (stage 1 of ``stage_blocks[0] = 0``)
+        return x
+    return second(first(x) if first is not None else x)
 
 
 def binary_block_inputs(net: nn.Module) -> list[tuple[str, nn.Module]]:
