@@ -156,6 +156,8 @@ def test_seeds_train_each_variant_once_per_seed_and_pair_the_differences(plan_di
         assert all((out / slug / f"seed-{n}" / "final.safetensors").is_file() for n in (3, 4))
         runs = [r["metrics"]["binary"]["hpatches-dev"]["mma_3"] for r in row["runs"]]
         assert row["metrics"]["binary"]["hpatches-dev"]["mma_3"] == pytest.approx(sum(runs) / 2)
+        causes = [r["metrics"]["binary"]["hpatches-dev"]["wrong_matches"]["detector"] for r in row["runs"]]
+        assert row["metrics"]["binary"]["hpatches-dev"]["wrong_matches"]["detector"] == pytest.approx(sum(causes) / 2)
     (diff,) = result["paired_differences"]
     expected = [a["metrics"]["binary"]["hpatches-dev"]["mma_3"] - p["metrics"]["binary"]["hpatches-dev"]["mma_3"]
                 for p, a in zip(plain["runs"], ana["runs"], strict=True)]
@@ -169,6 +171,17 @@ def test_seeds_train_each_variant_once_per_seed_and_pair_the_differences(plan_di
     assert all(r["metrics"]["binary"]["hpatches-dev"]["ransac_orders"] == 3 for r in plain["runs"])
     with pytest.raises(ValueError, match="seeds"):
         AblationPlan.from_file(_write(plan_dir, {**plan, "seeds": [1, 1]}))
+
+
+def test_mean_metrics_average_nested_values_and_drop_undefined_ones():
+    from zippypoint.train.ablation import mean_metrics
+
+    runs = [{"binary": {"s": {"mma_3": 0.5, "pairs": 6, "wrong_matches": {"detector": 0.1}, "loc": None}}},
+            {"binary": {"s": {"mma_3": 0.7, "pairs": 6, "wrong_matches": {"detector": 0.3}, "loc": 1.0}}}]
+    mean = mean_metrics(runs)["binary"]["s"]
+    assert mean["mma_3"] == pytest.approx(0.6) and mean["pairs"] == 6
+    assert mean["wrong_matches"]["detector"] == pytest.approx(0.2) and mean["loc"] is None
+    assert mean_metrics(runs[:1]) == runs[0]
 
 
 def _write(folder, plan):

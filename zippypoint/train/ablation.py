@@ -161,20 +161,20 @@ def _run_once(plan: AblationPlan, variant: Variant, data: str | Path, folder: Pa
 
 
 def mean_metrics(per_run: list[dict]) -> dict:
-    """The mean over runs of every number in nested ``{kind: {set: {metric: value}}}`` dicts (one per run); with one
-    run, that run's own dict. Values that are not numbers in every run (None, nested dicts) keep the first run's."""
+    """The mean over runs of every number in nested ``{kind: {set: {metric: value}}}`` dicts (one per run; nested
+    dicts such as the wrong-match split are averaged key by key); with one run, that run's own dict. A value that is
+    not a number in every run (None where a metric is undefined) is None."""
     if len(per_run) == 1:
         return per_run[0]
-    out: dict = {}
-    for kind, per_set in per_run[0].items():
-        for name, metrics in per_set.items():
-            merged = {}
-            for key, value in metrics.items():
-                values = [run[kind][name].get(key) for run in per_run]
-                numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-                merged[key] = sum(values) / len(values) if numbers else value
-            out.setdefault(kind, {})[name] = merged
-    return out
+    return _mean_tree(per_run)
+
+
+def _mean_tree(values: list):
+    if all(isinstance(v, dict) for v in values):
+        return {key: _mean_tree([v.get(key) for v in values]) for key in values[0]}
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return sum(values) / len(values)
+    return None
 
 
 def _spread(row: dict, kind: str, name: str, key: str) -> tuple[float, float] | None:
