@@ -9,8 +9,8 @@ split at 320x240, ``down2``'s 1x1 conv is refitted by ridge regression so that o
 it reproduces, before its BatchNorm, what it computed on ``block1b``'s output (the intercept moved into the BatchNorm
 mean). Prints the relative error of that refit and, with ``--dev``, the selection metrics of the preset and of the
 cut network (PyTorch fake-quant, deployed post-processing, 320x240/top-300, C3 over 12 RANSAC orders), so that the
-cost of the cut before any training can be read. A starting point for distillation, not a model to ship: no preset
-has this topology yet, so the file is loaded with ``ZippyPointNet(ModelConfig(...stage_blocks=(0, 1, 1, 1)))``.
+cost of the cut before any training can be read. A starting point for distillation, not a model to ship: from
+tiny-r64 the file is the preset ``zippypoint-tiny-r64-noh2``'s (``configs/tiny_r64_noh2_distill.json`` starts there).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from prune_head import load_photos
 
-    from zippypoint.model.registry import create_model, get_preset, load_weights
+    from zippypoint.model.registry import create_model, get_preset, list_models, load_weights
     from zippypoint.model.weights import save_weights, sha256_file
 
     source = args.weights or get_preset(args.preset).weights_path()
@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     full.eval()
     net, error = cut(full, load_photos(args.photos, args.count, (320, 240)))
     print(f"relative error of the refitted down2 (before its BatchNorm) on the fitting photos: {error:.3f}")
-    sha = save_weights(net, args.out, {"preset": f"{args.preset} with stage_blocks[0] = 0",
+    cut_name = next((n for n in list_models() if get_preset(n).config == net.config), None)
+    sha = save_weights(net, args.out, {"preset": cut_name or f"{args.preset} with stage_blocks[0] = 0",
                                        "derived_from": f"{args.preset} ({source.name}, sha256 {sha256_file(source)})"})
     print(f"wrote {args.out} (sha256 {sha})")
     if args.dev:
