@@ -26,6 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# the tiny-r64 preset's changes to the lean topology
+TINY_R64 = {"stage_blocks": (1, 1, 1, 1), "head_width": 64, "widths": (32, 32, 64, 128, 128),
+            "descriptor_rank": 64}
 VARIANTS = {
     "lean (2, 2, 2, 2)": {},
     "(1, 1, 1, 2)": {"stage_blocks": (1, 1, 1, 2)},
@@ -35,10 +38,8 @@ VARIANTS = {
     "(1, 1, 1, 1), head 64": {"stage_blocks": (1, 1, 1, 1), "head_width": 64},
     # no binary block at H/2: the stride-2 stem feeds down2 directly (docs/search.md, "No binary block at H/2")
     "(0, 1, 1, 1), head 64": {"stage_blocks": (0, 1, 1, 1), "head_width": 64},
-    "(1, 1, 1, 1), head 64, c4 128, rank 64 = zippypoint-tiny-r64": {
-        "stage_blocks": (1, 1, 1, 1), "head_width": 64, "widths": (32, 32, 64, 128, 128), "descriptor_rank": 64},
-    "(0, 1, 1, 1), head 64, c4 128, rank 64": {
-        "stage_blocks": (0, 1, 1, 1), "head_width": 64, "widths": (32, 32, 64, 128, 128), "descriptor_rank": 64},
+    "(1, 1, 1, 1), head 64, c4 128, rank 64 = zippypoint-tiny-r64": TINY_R64,
+    "(0, 1, 1, 1), head 64, c4 128, rank 64": {**TINY_R64, "stage_blocks": (0, 1, 1, 1)},
 }
 SIZES = ((320, 240, 300), (640, 480, 1000))
 

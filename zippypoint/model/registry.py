@@ -91,17 +91,17 @@ register(Preset("zippypoint-tiny", dataclasses.replace(SLIM, head_width=64, widt
 # about a third of its descriptor conv's cost (docs/search.md, "A low-rank 3x3 descriptor head"). Starts from the
 # tiny weights with that head fitted to slim-h64's descriptors (scripts/lowrank_descriptor.py), then distilled from
 # zippypoint-slim-h64
-register(Preset("zippypoint-tiny-r64", dataclasses.replace(SLIM, head_width=64, widths=(32, 32, 64, 128, 128),
-                                                           descriptor_rank=64),
-                "the tiny preset with a rank-64 3x3 descriptor head (gray, mixed precision; distilled from "
-                "zippypoint-slim-h64)",
-                weights="zippypoint-tiny-r64.safetensors"))
+TINY_R64 = register(Preset(
+    "zippypoint-tiny-r64",
+    dataclasses.replace(SLIM, head_width=64, widths=(32, 32, 64, 128, 128), descriptor_rank=64),
+    "the tiny preset with a rank-64 3x3 descriptor head (gray, mixed precision; distilled from "
+    "zippypoint-slim-h64)",
+    weights="zippypoint-tiny-r64.safetensors"))
 # the tiny-r64 preset without the binary block at H/2 (stage_blocks[0] = 0: the stride-2 stem feeds down2 directly);
 # 0.85x / 0.78x of tiny-r64's pipeline time on an AVX2-only CPU (docs/search.md, "No binary block at H/2"). A training
 # stage, no shipped weights yet: it starts from tiny-r64's weights cut and refitted (scripts/cut_h2_block.py), then is
 # distilled from zippypoint-slim-h64 (configs/tiny_r64_noh2_distill.json)
-register(Preset("zippypoint-tiny-r64-noh2", dataclasses.replace(_PRESETS["zippypoint-tiny-r64"].config,
-                                                                stage_blocks=(0, 1, 1, 1)),
+register(Preset("zippypoint-tiny-r64-noh2", dataclasses.replace(TINY_R64.config, stage_blocks=(0, 1, 1, 1)),
                 "zippypoint-tiny-r64 without the binary block at H/2 (training stage, no weights yet)"))
 
 
