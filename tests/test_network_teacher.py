@@ -105,3 +105,12 @@ def test_a_gray_teacher_sees_the_deployed_luma_of_the_rgb_batch(photo_bgr):
     ref = build_extractor("zippypoint-slim-h64", teacher.runtime).infer(np.ascontiguousarray(gray))
     np.testing.assert_allclose(dense["scores"].numpy(), ref["scores"], atol=1e-6)
     assert teacher.stem(rgb).shape == (1, teacher.stem_channels, 48, 64)
+
+
+def test_the_teacher_stem_runs_where_the_student_trains():
+    with pytest.raises(RuntimeError, match="load"):
+        NetworkTeacher().to("cpu")
+    teacher = NetworkTeacher("zippypoint-slim-h64", threads=2).load()
+    assert teacher.to("meta") is teacher  # any device but the CPU: the stem's weights and activations follow
+    stem = teacher.stem(torch.zeros(2, 3, 96, 128, device="meta"))
+    assert stem.device.type == "meta" and stem.shape == (2, teacher.stem_channels, 48, 64)

@@ -67,6 +67,14 @@ class NetworkTeacher:
         self._stem = net
         return self
 
+    def to(self, device: str | torch.device) -> NetworkTeacher:
+        """Run the PyTorch stem (the only part of the teacher that is not the deployed model) on ``device``; the
+        deployed model stays on the CPU and its maps are moved to the images' device."""
+        if self._stem is None:
+            raise RuntimeError("call load() before using the teacher")
+        self._stem.to(device)
+        return self
+
     @property
     def stem_channels(self) -> int:
         return self._stem.config.widths[1]

@@ -280,7 +280,7 @@ def train(cfg: TrainConfig, data: str | Path, out: str | Path, *, resume: bool =
     teacher = network_teacher = None
     stem_out: list[torch.Tensor] = []
     if cfg.teacher in NETWORK_TEACHERS:
-        network_teacher = NetworkTeacher(cfg.teacher, threads=torch.get_num_threads()).load()
+        network_teacher = NetworkTeacher(cfg.teacher, threads=torch.get_num_threads()).load().to(dev)
         lean_stem = getattr(model, "down1", True) is None and model.config.widths[1] == network_teacher.stem_channels
         if lean_stem and cfg.loss.teacher_feature_weight > 0:
             model.conv_in.register_forward_hook(lambda _m, _i, out: stem_out.append(out))
