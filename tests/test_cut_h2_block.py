@@ -27,12 +27,12 @@ def test_cut_keeps_every_other_weight_and_refits_down2():
     assert out["descriptors"].shape == (3, 256, 8, 12) and torch.isfinite(out["scores"]).all()
 
 
-def test_the_cut_of_tiny_r64_is_the_registered_training_preset():
+def test_the_cut_of_tiny_r64_is_the_registered_noh2_preset():
     from zippypoint.model.registry import get_preset
 
     script = load_script("cut_h2_block")
     assert script.cut_config(get_preset("zippypoint-tiny-r64").config) == get_preset("zippypoint-tiny-r64-noh2").config
-    assert get_preset("zippypoint-tiny-r64-noh2").weights is None
+    assert get_preset("zippypoint-tiny-r64-noh2").weights == "zippypoint-tiny-r64-noh2.safetensors"
 
 
 def test_cut_refuses_a_two_block_stage_1():

@@ -98,11 +98,13 @@ TINY_R64 = register(Preset(
     "zippypoint-slim-h64)",
     weights="zippypoint-tiny-r64.safetensors"))
 # the tiny-r64 preset without the binary block at H/2 (stage_blocks[0] = 0: the stride-2 stem feeds down2 directly);
-# 0.85x / 0.78x of tiny-r64's pipeline time on an AVX2-only CPU (docs/search.md, "No binary block at H/2"). A training
-# stage, no shipped weights yet: it starts from tiny-r64's weights cut and refitted (scripts/cut_h2_block.py), then is
-# distilled from zippypoint-slim-h64 (configs/tiny_r64_noh2_distill.json)
+# 0.85x / 0.78x of tiny-r64's pipeline time on an AVX2-only CPU (docs/search.md, "No binary block at H/2"). It starts
+# from tiny-r64's weights cut and refitted (scripts/cut_h2_block.py), then is distilled from zippypoint-slim-h64
+# (configs/tiny_r64_noh2_gpu_distill.json) and takes its descriptors from ALIKED-t16 (configs/tiny_r64_noh2_gpu_aliked.json)
 register(Preset("zippypoint-tiny-r64-noh2", dataclasses.replace(TINY_R64.config, stage_blocks=(0, 1, 1, 1)),
-                "zippypoint-tiny-r64 without the binary block at H/2 (training stage, no weights yet)"))
+                "zippypoint-tiny-r64 without the binary block at H/2, the fastest preset (gray, mixed precision; "
+                "distilled from zippypoint-slim-h64 and ALIKED-t16)",
+                weights="zippypoint-tiny-r64-noh2.safetensors"))
 
 
 def list_models() -> list[str]:
