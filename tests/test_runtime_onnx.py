@@ -75,6 +75,17 @@ def test_metadata_drives_the_runtime():
     assert e.in_channels == 3 and e.metadata.preset == "zippypoint" and e.metadata.descriptor_ones == 64
 
 
+def test_the_post_processing_config_follows_a_replaced_extractor_config():
+    import dataclasses
+
+    e = OnnxExtractor(exported("onnx"), max_keypoints=50)
+    first = e.postprocess_config()
+    assert e.postprocess_config() is first and first.max_keypoints == 50 and first.descriptor_ones == 64
+    e.config = dataclasses.replace(e.config, max_keypoints=7)  # a new config is read, not the one built before
+    assert e.postprocess_config().max_keypoints == 7
+    assert len(e.extract(_image())["scores"]) == 7
+
+
 def test_infer_shapes_and_validation():
     e = OnnxExtractor(exported("onnx"))
     dense = e.infer(np.zeros((2, 3, 32, 48), np.float32))
