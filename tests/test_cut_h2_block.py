@@ -27,12 +27,14 @@ def test_cut_keeps_every_other_weight_and_refits_down2():
     assert out["descriptors"].shape == (3, 256, 8, 12) and torch.isfinite(out["scores"]).all()
 
 
-def test_the_cut_of_tiny_r64_is_the_registered_noh2_preset():
+def test_the_cuts_of_tiny_r64_and_slim_h64_are_the_registered_noh2_presets():
     from zippypoint.model.registry import get_preset
 
     script = load_script("cut_h2_block")
     assert script.cut_config(get_preset("zippypoint-tiny-r64").config) == get_preset("zippypoint-tiny-r64-noh2").config
     assert get_preset("zippypoint-tiny-r64-noh2").weights == "zippypoint-tiny-r64-noh2.safetensors"
+    assert script.cut_config(get_preset("zippypoint-slim-h64").config) == get_preset("zippypoint-slim-h64-noh2").config
+    assert get_preset("zippypoint-slim-h64-noh2").weights is None
 
 
 def test_cut_refuses_a_two_block_stage_1():

@@ -73,9 +73,15 @@ register(Preset("zippypoint-slim", SLIM,
                 weights="zippypoint-slim.safetensors"))
 # the slim preset with a 64-channel shared head (half the two largest int8 layers at H/8; docs/search.md, "Stage
 # depth"); starts from the slim weights with the head pruned and the output convs refitted (scripts/prune_head.py)
-register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head_width=64),
-                "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from zippypoint)",
-                weights="zippypoint-slim-h64.safetensors"))
+SLIM_H64 = register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head_width=64),
+                           "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from "
+                           "zippypoint)",
+                           weights="zippypoint-slim-h64.safetensors"))
+# the default's topology without the binary block at H/2 (as zippypoint-tiny-r64-noh2 is tiny-r64's): a training
+# stage, no weights yet; starts from slim-h64's weights cut and refitted (scripts/cut_h2_block.py), then is distilled
+# from zippypoint-slim-h64 (configs/slim_h64_noh2_distill.json)
+register(Preset("zippypoint-slim-h64-noh2", dataclasses.replace(SLIM_H64.config, stage_blocks=(0, 1, 1, 1)),
+                "zippypoint-slim-h64 without the binary block at H/2 (training stage, no weights yet)"))
 # the slim-h64 preset without the widening in stage 4 (c4 = 128: its binary block keeps 128 channels with an
 # identity shortcut, and the shared head reads 128 channels) and with a 1x1 descriptor output conv; about 0.8x
 # slim-h64's network latency on OpenVINO at 320x240 and 640x480 (docs/search.md, "Tiny"), below it in matching
