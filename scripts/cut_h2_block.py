@@ -16,15 +16,9 @@ tiny-r64 the file is the preset ``zippypoint-tiny-r64-noh2``'s (``configs/tiny_r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-
-def cut_config(config):
-    """``config`` without its stage-1 binary block (refused where stage 1 has two blocks or the stem is stride 1)."""
-    if config.stage_blocks[0] != 1:
-        raise ValueError(f"expected a one-block stage 1, got stage_blocks {config.stage_blocks}")
-    return dataclasses.replace(config, stage_blocks=(0, *config.stage_blocks[1:]))
+from zippypoint.model.config import without_h2_block
 
 
 def cut(full, images, ridge: float = 1e-3) -> tuple[object, float]:
@@ -36,7 +30,7 @@ def cut(full, images, ridge: float = 1e-3) -> tuple[object, float]:
     from zippypoint.model.network import ZippyPointNet, normalised_input
     from zippypoint.train.refit import relative_error, ridge_conv_fit
 
-    net = ZippyPointNet(cut_config(full.config)).eval()
+    net = ZippyPointNet(without_h2_block(full.config)).eval()
     state = {k: v.clone() for k, v in full.state_dict().items() if not k.startswith("block1b.")}
     with torch.no_grad():
         stem = full.conv_in(normalised_input(full, images))
@@ -71,7 +65,7 @@ def main(argv=None) -> int:
     source = args.weights or get_preset(args.preset).weights_path()
     full = create_model(args.preset)
     try:
-        cut_config(full.config)
+        without_h2_block(full.config)
     except ValueError as exc:
         parser.error(f"--preset {args.preset}: {exc}")
     missing = [d for d in args.dev if not Path(d).is_dir()]

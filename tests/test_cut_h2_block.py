@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import load_script
 
+from zippypoint.model.config import without_h2_block
 from zippypoint.model.registry import create_model
 
 
@@ -30,16 +31,15 @@ def test_cut_keeps_every_other_weight_and_refits_down2():
 def test_the_cuts_of_tiny_r64_and_slim_h64_are_the_registered_noh2_presets():
     from zippypoint.model.registry import get_preset
 
-    script = load_script("cut_h2_block")
-    assert script.cut_config(get_preset("zippypoint-tiny-r64").config) == get_preset("zippypoint-tiny-r64-noh2").config
+    assert without_h2_block(get_preset("zippypoint-tiny-r64").config) == get_preset("zippypoint-tiny-r64-noh2").config
     assert get_preset("zippypoint-tiny-r64-noh2").weights == "zippypoint-tiny-r64-noh2.safetensors"
-    assert script.cut_config(get_preset("zippypoint-slim-h64").config) == get_preset("zippypoint-slim-h64-noh2").config
+    assert without_h2_block(get_preset("zippypoint-slim-h64").config) == get_preset("zippypoint-slim-h64-noh2").config
     assert get_preset("zippypoint-slim-h64-noh2").weights is None
 
 
 def test_cut_refuses_a_two_block_stage_1():
     script = load_script("cut_h2_block")
     with pytest.raises(ValueError, match="one-block stage 1"):
-        script.cut_config(create_model("zippypoint-lean").config)
+        without_h2_block(create_model("zippypoint-lean").config)
     with pytest.raises(SystemExit):
         script.main(["--preset", "zippypoint-lean", "--photos", ".", "--out", "x.safetensors"])

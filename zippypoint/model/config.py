@@ -86,3 +86,12 @@ class ModelConfig:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+def without_h2_block(config: ModelConfig) -> ModelConfig:
+    """``config`` without its stage-1 binary block (``stage_blocks[0] = 0``; docs/search.md, "No binary block at H/2"):
+    the topology of the ``-noh2`` presets and of ``scripts/cut_h2_block.py``. Refused where stage 1 has two blocks
+    (which one to keep is not defined) or none; the stride-2 stem it needs is checked by ``ModelConfig``."""
+    if config.stage_blocks[0] != 1:
+        raise ValueError(f"expected a one-block stage 1, got stage_blocks {config.stage_blocks}")
+    return dataclasses.replace(config, stage_blocks=(0, *config.stage_blocks[1:]))

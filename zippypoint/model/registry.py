@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from zippypoint.model.config import ModelConfig
+from zippypoint.model.config import ModelConfig, without_h2_block
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # the preset every command, extractor and export uses when none is named; the one place that says which it is
@@ -80,7 +80,7 @@ SLIM_H64 = register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head
 # the default's topology without the binary block at H/2 (as zippypoint-tiny-r64-noh2 is tiny-r64's): a training
 # stage, no weights yet; starts from slim-h64's weights cut and refitted (scripts/cut_h2_block.py), then is distilled
 # from zippypoint-slim-h64 (configs/slim_h64_noh2_distill.json)
-register(Preset("zippypoint-slim-h64-noh2", dataclasses.replace(SLIM_H64.config, stage_blocks=(0, 1, 1, 1)),
+register(Preset("zippypoint-slim-h64-noh2", without_h2_block(SLIM_H64.config),
                 "zippypoint-slim-h64 without the binary block at H/2 (training stage, no weights yet)"))
 # the slim-h64 preset without the widening in stage 4 (c4 = 128: its binary block keeps 128 channels with an
 # identity shortcut, and the shared head reads 128 channels) and with a 1x1 descriptor output conv; about 0.8x
@@ -107,7 +107,7 @@ TINY_R64 = register(Preset(
 # 0.85x / 0.78x of tiny-r64's pipeline time on an AVX2-only CPU (docs/search.md, "No binary block at H/2"). It starts
 # from tiny-r64's weights cut and refitted (scripts/cut_h2_block.py), then is distilled from zippypoint-slim-h64
 # (configs/tiny_r64_noh2_gpu_distill.json) and takes its descriptors from ALIKED-t16 (configs/tiny_r64_noh2_gpu_aliked.json)
-register(Preset("zippypoint-tiny-r64-noh2", dataclasses.replace(TINY_R64.config, stage_blocks=(0, 1, 1, 1)),
+register(Preset("zippypoint-tiny-r64-noh2", without_h2_block(TINY_R64.config),
                 "zippypoint-tiny-r64 without the binary block at H/2, the fastest preset (gray, mixed precision; "
                 "distilled from zippypoint-slim-h64 and ALIKED-t16)",
                 weights="zippypoint-tiny-r64-noh2.safetensors"))
