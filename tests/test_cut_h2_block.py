@@ -34,7 +34,7 @@ def test_the_cuts_of_tiny_r64_and_slim_h64_are_the_registered_noh2_presets():
     assert without_h2_block(get_preset("zippypoint-tiny-r64").config) == get_preset("zippypoint-tiny-r64-noh2").config
     assert get_preset("zippypoint-tiny-r64-noh2").weights == "zippypoint-tiny-r64-noh2.safetensors"
     assert without_h2_block(get_preset("zippypoint-slim-h64").config) == get_preset("zippypoint-slim-h64-noh2").config
-    assert get_preset("zippypoint-slim-h64-noh2").weights is None
+    assert get_preset("zippypoint-slim-h64-noh2").weights == "zippypoint-slim-h64-noh2.safetensors"
 
 
 def test_cut_refuses_a_two_block_stage_1():

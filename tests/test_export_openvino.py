@@ -24,6 +24,7 @@ pytest.importorskip("openvino")
 
 from zippypoint.export.int8 import Int8Options  # noqa: E402
 from zippypoint.io import prepare_image, read_image  # noqa: E402
+from zippypoint.model.registry import DEFAULT_PRESET  # noqa: E402
 from zippypoint.postprocess import PostprocessConfig, dense_to_features  # noqa: E402
 from zippypoint.quant.layers import BinaryConv2d  # noqa: E402
 from zippypoint.runtime.openvino_extractor import OpenVinoExtractor  # noqa: E402
@@ -273,7 +274,7 @@ def test_hpatches_dev_quality_matches_pytorch():
     assert abs(ours["mma_3"] - ref["mma_3"]) <= 0.03 and ours["c3_256"] >= ref["c3_256"] - 0.03, (ours, ref)
 
 
-@pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean", "zippypoint-slim"])
+@pytest.mark.parametrize("preset", ["zippypoint", "zippypoint-lean", "zippypoint-slim", DEFAULT_PRESET])
 def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     """The packaged 1-bit IR (the default runtime on x86 CPUs without AMX) is the real thing."""
     from zippypoint.model.registry import create_model
@@ -291,7 +292,7 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
     assert _binary_conv_inputs(compiled) == [("FakeQuantize", "u1")] * binary  # no f32 -> u1 reorder
 
 
-@pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint", "zippypoint-slim"])
+@pytest.mark.parametrize("preset", ["zippypoint-lean", "zippypoint", "zippypoint-slim", DEFAULT_PRESET])
 def test_the_descriptor_map_comes_out_as_u8_codes_channels_last_without_a_reorder(preset):
     """The int8 export ends the descriptor output in a dequantisation of u8 codes; the extractor asks the plugin
     for the codes, channels last: the compiled graph then has no reorder and no dequantising pass for the map,
@@ -362,9 +363,9 @@ def test_the_staged_network_path_is_the_one_extract_runs():
     gives (u8 codes and shared buffers included), and ``network`` must differ from ``infer`` only in form."""
     from zippypoint.runtime.model_cache import packaged_model_path
 
-    path = packaged_model_path("zippypoint-slim-h64", "openvino")
+    path = packaged_model_path(DEFAULT_PRESET, "openvino")
     if path is None:
-        pytest.skip("no packaged OpenVINO IR of zippypoint-slim-h64")
+        pytest.skip(f"no packaged OpenVINO IR of {DEFAULT_PRESET}")
     ex = OpenVinoExtractor(path, max_keypoints=150)
     image = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     batch, info = ex.prepare(image)

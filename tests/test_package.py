@@ -63,4 +63,4 @@ def test_info_names_the_default_runtime_and_the_cpu_flags_it_reads(capsys, monke
     line = next(line for line in out.splitlines() if line.startswith("zippypoint: "))
     assert line.endswith("default runtime here: openvino")
     assert "flags: avx2 fma (x86 without AMX" in out
-    assert "default preset: zippypoint-slim-h64 " in out
+    assert "default preset: zippypoint-slim-h64-noh2 " in out

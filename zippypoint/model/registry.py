@@ -10,7 +10,7 @@ from zippypoint.model.config import ModelConfig, without_h2_block
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # the preset every command, extractor and export uses when none is named; the one place that says which it is
-DEFAULT_PRESET = "zippypoint-slim-h64"
+DEFAULT_PRESET = "zippypoint-slim-h64-noh2"
 PAPER_PRESET = "zippypoint"  # the faithful paper topology, kept beside the default
 
 
@@ -77,11 +77,13 @@ SLIM_H64 = register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head
                            "the slim preset with a 64-channel shared head (gray, mixed precision; distilled from "
                            "zippypoint)",
                            weights="zippypoint-slim-h64.safetensors"))
-# the default's topology without the binary block at H/2 (as zippypoint-tiny-r64-noh2 is tiny-r64's): a training
-# stage, no weights yet; starts from slim-h64's weights cut and refitted (scripts/cut_h2_block.py), then is distilled
-# from zippypoint-slim-h64 (configs/slim_h64_noh2_distill.json)
+# the default: slim-h64's topology without the binary block at H/2 (as zippypoint-tiny-r64-noh2 is tiny-r64's).
+# Starts from slim-h64's weights cut and refitted (scripts/cut_h2_block.py), is distilled from zippypoint-slim-h64
+# (configs/slim_h64_noh2_distill.json), then takes its descriptors from ALIKED-t16 (configs/slim_h64_noh2_aliked.json)
 register(Preset("zippypoint-slim-h64-noh2", without_h2_block(SLIM_H64.config),
-                "zippypoint-slim-h64 without the binary block at H/2 (training stage, no weights yet)"))
+                "zippypoint-slim-h64 without the binary block at H/2, the default (gray, mixed precision; "
+                "distilled from zippypoint-slim-h64 and ALIKED-t16)",
+                weights="zippypoint-slim-h64-noh2.safetensors"))
 # the slim-h64 preset without the widening in stage 4 (c4 = 128: its binary block keeps 128 channels with an
 # identity shortcut, and the shared head reads 128 channels) and with a 1x1 descriptor output conv; about 0.8x
 # slim-h64's network latency on OpenVINO at 320x240 and 640x480 (docs/search.md, "Tiny"), below it in matching
