@@ -244,3 +244,25 @@ def test_summary_compares_the_default_with_xfeat_and_the_paper_topology():
     assert entry["speedup_over_fp_pytorch"] is None  # not timed
     text = summary_lines({"summary": summary, "environment": {}})[0]
     assert "150.0 fps" in text and "ours/XFeat = 3.00" in text and "ours/paper = 5.00" in text
+
+
+def test_fps_axes_are_labelled_in_plain_numbers_without_crowded_minor_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from zippypoint.bench.report import _fps_log_axis
+
+    figure = Figure()
+    ax = figure.add_subplot()
+    ax.barh([0, 1], [22.3, 73.0])
+    _fps_log_axis(ax)
+    ax.set_xlim(15, 600)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    major = [t.get_text() for t in ax.get_xticklabels() if 15 <= t.get_position()[0] <= 600]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert major == ["20", "50", "100", "200", "500"]
+    assert minor == []

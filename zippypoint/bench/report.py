@@ -239,6 +239,16 @@ def _is_ours(name: str) -> bool:
     return ":" in name
 
 
+def _fps_log_axis(ax) -> None:
+    """A log frame-rate axis labelled in plain numbers at 1, 2 and 5 per decade (no crowded minor labels)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_speed(results: dict, path: Path) -> None:
     """Per resolution: fps of every method (log scale), and our runtimes' stage breakdown in ms."""
     labels = [lab for lab, res in results["resolutions"].items() if res["methods"]]
@@ -256,7 +266,7 @@ def plot_speed(results: dict, path: Path) -> None:
         for y, (v, (_, e)) in enumerate(zip(values, methods, strict=True)):
             ax.text(v, y, f" {v:.1f} fps ({e['end_to_end']['median_ms']:.0f} ms)", va="center", fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_xscale("log")
+        _fps_log_axis(ax)
         ax.set_xlim(min(values) / 1.5, max(values) * 8)
         ax.set(title=f"{label} (top-{res['top_k']}): frames per second (log)", xlabel="fps = 1000 / median ms")
         ax.grid(axis="x", alpha=0.3)
@@ -311,10 +321,7 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
         for (name, fps, c3), offset in zip(points, label_offsets([(fps, c3) for _, fps, c3 in points]), strict=True):
             ax.scatter(fps, c3, color="#d95f02" if _is_ours(name) else "#7570b3", zorder=3)
             ax.annotate(name, (fps, c3), textcoords="offset points", xytext=(4, offset), fontsize=7)
-        from matplotlib.ticker import NullFormatter
-
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        _fps_log_axis(ax)
         rates = [e["fps"] for e in res["methods"].values() if e.get("accuracy")]
         ax.set_xlim(min(rates) / 1.6, max(rates) * 2.5)
         ax.set(title=f"{label}: speed against accuracy", xlabel="frames per second (log)",
