@@ -247,9 +247,7 @@ def test_summary_compares_the_default_with_xfeat_and_the_paper_topology():
 
 
 def test_fps_axes_are_labelled_in_plain_numbers_without_crowded_minor_labels():
-    import matplotlib
-
-    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from zippypoint.bench.report import _fps_log_axis
@@ -259,8 +257,6 @@ def test_fps_axes_are_labelled_in_plain_numbers_without_crowded_minor_labels():
     ax.barh([0, 1], [22.3, 73.0])
     _fps_log_axis(ax)
     ax.set_xlim(15, 600)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     FigureCanvasAgg(figure).draw()
     major = [t.get_text() for t in ax.get_xticklabels() if 15 <= t.get_position()[0] <= 600]
     minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]

@@ -285,10 +285,10 @@ def test_packaged_one_bit_ir_runs_every_binary_layer_as_a_1bit_kernel(preset):
         pytest.skip(f"no packaged 1-bit OpenVINO IR of {preset}")
     net = create_model(preset)
     binary = sum(isinstance(m, BinaryConv2d) and m.binary for m in net.modules())
-    counts = _runtime_layers(OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320)))
+    compiled = OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320))
+    counts = _runtime_layers(compiled)
     assert binary > 0 and counts[("BinaryConvolution", "u1")] == binary
     assert not any(p == "bf16" for _, p in counts)
-    compiled = OpenVinoExtractor(path).compiled((1, net.config.in_channels, 240, 320))
     assert _binary_conv_inputs(compiled) == [("FakeQuantize", "u1")] * binary  # no f32 -> u1 reorder
 
 

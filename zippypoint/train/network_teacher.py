@@ -1,7 +1,7 @@
 """Distillation from a trained ZippyPoint network into another topology (docs/design.md §8).
 
 The teacher is a preset with shipped weights (``zippypoint``, the paper topology, or ``zippypoint-slim-h64``, the
-default, for the presets cut from it) run through its
+default before ``zippypoint-slim-h64-noh2``, for the presets cut from it) run through its
 deployed int8 model (the packaged OpenVINO IR, or the int8 ONNX file without OpenVINO), so the student learns
 what users of the teacher actually get. It sees the same augmented source and target images as the student (in
 RGB; a gray network, student or teacher, sees their deployed luma). Losses, on the student's dense maps against the teacher's:
