@@ -4,6 +4,7 @@ them), results land in a table, a JSON and a figure, and finished runs are reuse
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import pytest
@@ -188,3 +189,27 @@ def _write(folder, plan):
     path = folder / "other.json"
     path.write_text(json.dumps(plan))
     return path
+
+
+
+SHIPPED_PLANS = sorted((Path(__file__).parents[1] / "configs" / "ablations").glob("*.json"))
+
+
+@pytest.mark.parametrize("plan_file", SHIPPED_PLANS, ids=lambda p: p.name)
+def test_shipped_plans_build_every_variant_with_an_accepted_annealing_layout(plan_file, plan_dir):
+    from zippypoint.model.registry import create_model
+    from zippypoint.quant.annealing import SCHEDULES
+    from zippypoint.train.trainer import build_annealing
+
+    plan = AblationPlan.from_file(plan_file)
+    schedules = set()
+    for variant in plan.variants:
+        cfg = variant_config(plan, variant, plan_dir / "photos", seed=plan.seeds[0] if plan.seeds else None)
+        assert cfg.max_steps == plan.steps
+        controller = build_annealing(create_model(cfg.preset), cfg)  # the trainer's own check of the layout
+        assert (controller is None) == (variant.ana_window is None)
+        if controller is not None:
+            assert controller.num_groups > 1
+            schedules.add(controller.config.schedule)
+    if plan_file.name == "default.json":  # the default's plan compares every ANA layout the library has with STE
+        assert schedules == set(SCHEDULES)
