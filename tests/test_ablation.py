@@ -213,3 +213,22 @@ def test_shipped_plans_build_every_variant_with_an_accepted_annealing_layout(pla
             schedules.add(controller.config.schedule)
     if plan_file.name == "default.json":  # the default's plan compares every ANA layout the library has with STE
         assert schedules == set(SCHEDULES)
+
+
+def test_figure_adds_the_paired_difference_panel_when_there_are_seeds(tmp_path):
+    from zippypoint.train.ablation import plot
+
+    def row(name, values):  # two seeds, one set
+        runs = [{"seed": s, "metrics": {"binary": {"dev": {"mma_3": v, "correctness_3_orders": v}}}}
+                for s, v in zip((1, 2), values, strict=True)]
+        mean = sum(values) / 2
+        return {"name": name, "metrics": {"binary": {"dev": {"mma_3": mean, "correctness_3_orders": mean}}},
+                "runs": runs}
+
+    rows = [row("a", [0.80, 0.82]), row("b", [0.78, 0.79])]
+    plot(rows, ["x/dev"], tmp_path / "seeds.png")
+    single = [{k: v for k, v in r.items() if k != "runs"} for r in rows]
+    plot(single, ["x/dev"], tmp_path / "single.png")
+    with_seeds, without = cv2.imread(str(tmp_path / "seeds.png")), cv2.imread(str(tmp_path / "single.png"))
+    assert with_seeds is not None and without is not None
+    assert with_seeds.shape[1] == 2 * without.shape[1]  # a second panel of the same width
