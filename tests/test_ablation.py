@@ -191,7 +191,6 @@ def _write(folder, plan):
     return path
 
 
-
 SHIPPED_PLANS = sorted((Path(__file__).parents[1] / "configs" / "ablations").glob("*.json"))
 
 

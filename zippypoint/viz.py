@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def agg_figure(width: float, height: float, dpi: float = 100.0):
+    """A matplotlib figure of ``width`` x ``height`` inches on its own Agg canvas: drawing and ``savefig`` need no
+    GUI and leave matplotlib's global backend (and pyplot's figure list) as they were."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     import cv2
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zippypoint.viz import agg_figure
+
 STAGES = ("pre", "network", "post")
 STAGE_COLOURS = {"pre": "#9ecae1", "network": "#3182bd", "post": "#fd8d3c"}
 
@@ -226,15 +228,6 @@ def profile_summary_lines(name: str, prof: dict, top: int = 5) -> list[str]:
 # ----------------------------------------------------------------------------------------------- figures
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(figure)
-    return figure
-
-
 def _is_ours(name: str) -> bool:
     return ":" in name
 
@@ -254,7 +247,7 @@ def plot_speed(results: dict, path: Path) -> None:
     labels = [lab for lab, res in results["resolutions"].items() if res["methods"]]
     rows = max(len(labels), 1)
     n_methods = max((len(results["resolutions"][lab]["methods"]) for lab in labels), default=1)
-    figure = _figure(13.0, rows * max(2.8, 0.32 * n_methods + 1.2))
+    figure = agg_figure(13.0, rows * max(2.8, 0.32 * n_methods + 1.2), dpi=110)
     for i, label in enumerate(labels):
         res = results["resolutions"][label]
         methods = _sorted_methods(res)[::-1]
@@ -313,7 +306,7 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
               if any(e.get("accuracy") for e in res["methods"].values())]
     if not panels:
         return False
-    figure = _figure(6.0 * len(panels), 4.8)
+    figure = agg_figure(6.0 * len(panels), 4.8, dpi=110)
     for i, (label, res) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), i + 1)
         missing = [name for name, e in res["methods"].items() if e.get("accuracy") is None]
@@ -340,7 +333,7 @@ def plot_speed_vs_accuracy(results: dict, path: Path) -> bool:
 
 def plot_profile(prof: dict, title: str, path: Path, top: int = 15) -> None:
     """Horizontal bars: ms per run by op type and by layer."""
-    figure = _figure(12.0, 5.0)
+    figure = agg_figure(12.0, 5.0, dpi=110)
     for j, (key, field) in enumerate((("by_op", "op"), ("by_layer", "layer"))):
         rows = prof[key][:top][::-1]
         ax = figure.add_subplot(1, 2, j + 1)

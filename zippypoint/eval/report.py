@@ -21,6 +21,7 @@ from zippypoint.eval.protocol import (
     homography_estimation,
 )
 from zippypoint.machine import cpu_model
+from zippypoint.viz import agg_figure
 
 
 def _version(distribution: str) -> str | None:
@@ -141,20 +142,11 @@ def _wrong_matches_table(results: dict) -> list[str]:
             "| method | resolution | MMA@3 | wrong: descriptor | wrong: detector |", "|---|---|---|---|---|", *rows]
 
 
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(figure)
-    return figure
-
-
 def plot_mma(results: dict, path: Path) -> None:
     """MMA against threshold (1..10 px) for every method, one panel per resolution."""
     labels = sorted({lab for e in results["methods"].values() for lab in e.get("resolutions", {})},
                     key=lambda s: [int(v) for v in s.split("x")])
-    figure = _figure(5.0 * max(len(labels), 1), 4.2)
+    figure = agg_figure(5.0 * max(len(labels), 1), 4.2, dpi=110)
     thresholds = list(MMA_THRESHOLDS)
     for i, label in enumerate(labels):
         ax = figure.add_subplot(1, len(labels), i + 1)
@@ -190,7 +182,7 @@ def plot_matches(figure_data, method, top_k: int, path: Path, seed: int = 0) -> 
     p2 = f2["keypoints"][result.matches[:, 1]]
     correct = result.match_errors < DISTANCE_THRESHOLD
     canvas = np.concatenate([image1, image2], axis=1)[:, :, ::-1]
-    figure = _figure(10.0, 10.0 * canvas.shape[0] / canvas.shape[1] + 0.6)
+    figure = agg_figure(10.0, 10.0 * canvas.shape[0] / canvas.shape[1] + 0.6, dpi=110)
     ax = figure.add_axes((0, 0, 1, 0.93))
     ax.imshow(canvas)
     ax.axis("off")

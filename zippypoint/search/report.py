@@ -44,10 +44,7 @@ def markdown_table(results: dict) -> str:
 def latency_accuracy_figure(results: dict, path: str | Path) -> Path:
     """Latency (OpenVINO CPU ms at 640x480) of the representatives against the proxy accuracy, Pareto front drawn;
     where no proxy ran, against GMAC (lower is better there, so the axis is reversed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zippypoint.viz import agg_figure
 
     reps = [n for n, e in results.items() if _latency(e.get("latency", {}), LATENCY_KEY) is not None]
     with_proxy = [n for n in reps if "hp_mma_3" in results[n].get("proxy", {})]
@@ -57,7 +54,8 @@ def latency_accuracy_figure(results: dict, path: str | Path) -> Path:
         acc, label = [results[n]["proxy"]["hp_mma_3"] for n in names], "proxy accuracy: MMA@3 on hpatches-dev"
     else:
         acc, label = [-results[n]["features"]["gmac"] for n in names], "-GMAC at 640x480 (no accuracy proxy ran)"
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = agg_figure(8, 5.5)
+    ax = fig.subplots()
     ax.scatter(lat, acc, color="tab:blue")
     front = pareto_front(lat, acc)
     ax.plot([lat[i] for i in front], [acc[i] for i in front], color="tab:red", lw=1.5, label="Pareto front")
@@ -71,5 +69,4 @@ def latency_accuracy_figure(results: dict, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

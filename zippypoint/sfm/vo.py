@@ -162,10 +162,10 @@ def plot_trajectories(results: list[VOResult], gt_poses, path: str | Path) -> No
     """Top view (x right, z forward; axes not to the same scale, so that lateral drift shows) of each
     estimate, Sim(3)-aligned to the ground truth where given; with ground truth, a second panel shows
     each frame's position error."""
-    from zippypoint.eval.report import _figure
     from zippypoint.sfm.trajectory import align_sim3
+    from zippypoint.viz import agg_figure
 
-    figure = _figure(10.0, 4.6) if gt_poses is not None else _figure(5.6, 4.6)
+    figure = agg_figure(10.0, 4.6, dpi=110) if gt_poses is not None else agg_figure(5.6, 4.6, dpi=110)
     ax = figure.add_subplot(1, 2 if gt_poses is not None else 1, 1)
     if gt_poses is not None:
         gt = np.asarray(gt_poses)

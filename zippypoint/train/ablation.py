@@ -246,8 +246,8 @@ def plot(rows: list[dict], dev_sets: list[str], path: Path) -> None:
     """MMA@3 per set and variant (bars, the seeds' range as error bars) and, with seeds, each variant's paired
     difference from the first one (mean and range over seeds) on the right, where gaps of 0.01 are visible."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+
+    from zippypoint.viz import agg_figure
 
     names = [Path(r).name for r in dev_sets]
     bars = [(f"{row['name']} ({kind})", [per_set[n]["mma_3"] for n in names],
@@ -255,8 +255,7 @@ def plot(rows: list[dict], dev_sets: list[str], path: Path) -> None:
             for row in rows for kind, per_set in row["metrics"].items()]
     differences = paired_differences(rows, dev_sets)
     panels = 2 if differences else 1
-    fig = Figure(figsize=(max(6.0, 2.2 * len(names)) * panels, 4.0 + 0.18 * len(bars)))
-    FigureCanvasAgg(fig)
+    fig = agg_figure(max(6.0, 2.2 * len(names)) * panels, 4.0 + 0.18 * len(bars))
     axes = fig.subplots(1, panels, squeeze=False)[0]
     ax = axes[0]
     width = 0.8 / max(len(bars), 1)

@@ -180,10 +180,7 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 
 def plot_curves(metrics_path: Path, out_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from zippypoint.viz import agg_figure
 
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     train = [r for r in rows if r.get("kind") == "train"]
@@ -191,7 +188,8 @@ def plot_curves(metrics_path: Path, out_png: Path) -> None:
     if not train:
         return
     keys = ["total", "location", "descriptor", "score", "consistency"]
-    fig, axes = plt.subplots(1, 2 if val else 1, figsize=(12 if val else 7, 4), squeeze=False)
+    fig = agg_figure(12 if val else 7, 4)
+    axes = fig.subplots(1, 2 if val else 1, squeeze=False)
     ax = axes[0, 0]
     steps = [r["step"] for r in train]
     for k in keys:
@@ -213,7 +211,6 @@ def plot_curves(metrics_path: Path, out_png: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
-    plt.close(fig)
 
 
 def training_images(cfg: TrainConfig, data: str | Path) -> tuple[list[Path], list[Path]]:
