@@ -80,7 +80,7 @@ SLIM_H64 = register(Preset("zippypoint-slim-h64", dataclasses.replace(SLIM, head
 # the default: slim-h64's topology without the binary block at H/2 (as zippypoint-tiny-r64-noh2 is tiny-r64's).
 # Starts from slim-h64's weights cut and refitted (scripts/cut_h2_block.py), is distilled from zippypoint-slim-h64
 # (configs/slim_h64_noh2_distill.json), takes its descriptors from ALIKED-t16 (configs/slim_h64_noh2_aliked.json), then
-# trains on the homographic losses alone (configs/slim_h64_noh2_selfsup.json)
+# trains on the homographic losses alone (configs/slim_h64_noh2_selfsup.json, then configs/slim_h64_noh2_selfsup_2.json)
 register(Preset("zippypoint-slim-h64-noh2", without_h2_block(SLIM_H64.config),
                 "zippypoint-slim-h64 without the binary block at H/2, the default (gray, mixed precision; "
                 "distilled from zippypoint-slim-h64 and ALIKED-t16)",
